@@ -1,0 +1,48 @@
+"""One catalog for every user-facing string, in English and Simplified Chinese.
+
+Text that crosses a process boundary (journal, timeline, Slack) travels as a `Msg`: a catalog key
+plus its arguments, so each reader renders it in its own language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+DEFAULT_LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class Msg:
+    key: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "args": self.args}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Msg:
+        return cls(key=data["key"], args=dict(data.get("args") or {}))
+
+
+def msg(key: str, **args: Any) -> Msg:
+    return Msg(key, args)
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    text = resources.files("procedures").joinpath(f"catalog/{language}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def t(key: str | Msg, language: str = DEFAULT_LANGUAGE, **args: Any) -> str:
+    """Render a catalog entry; a key missing in zh-CN falls back to English, a key missing everywhere shows."""
+    if isinstance(key, Msg):
+        args = {**key.args, **args}
+        key = key.key
+    template = catalog(language).get(key) or catalog(DEFAULT_LANGUAGE).get(key) or key
+    return template.format(**args) if args else template

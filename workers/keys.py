@@ -1,0 +1,72 @@
+"""Every Redis key drbot uses, in one place. All keys share the `drbot:` prefix."""
+
+from __future__ import annotations
+
+PREFIX = "drbot:"
+QUEUE = "drbot"
+"""The RQ queue the workers listen on."""
+
+
+def run(run_id: str) -> str:
+    """Hash: the run's state (procedure, cluster, status, current step, vars, requester, …)."""
+    return f"{PREFIX}run:{run_id}"
+
+
+def journal(run_id: str) -> str:
+    """List: the step journal, one JSON entry per event, appended around every side effect."""
+    return f"{PREFIX}run:{run_id}:journal"
+
+
+def lease(run_id: str) -> str:
+    """String with a TTL: held by the worker advancing the run; its expiry means the worker died."""
+    return f"{PREFIX}run:{run_id}:lease"
+
+
+def active_runs() -> str:
+    """Set: ids of runs that are not finished (running, waiting, paused)."""
+    return f"{PREFIX}runs:active"
+
+
+def cluster_lock(cluster: str) -> str:
+    """String: the id of the one run that owns the cluster. No TTL: it outlives crashes on purpose."""
+    return f"{PREFIX}lock:cluster:{cluster}"
+
+
+def gate(token: str) -> str:
+    """Hash: an open approval or choice (run id, step id, kind); buttons carry only the token."""
+    return f"{PREFIX}gate:{token}"
+
+
+def timeline(incident: str) -> str:
+    """Stream: the shared, append-only incident timeline."""
+    return f"{PREFIX}timeline:{incident}"
+
+
+def events() -> str:
+    """Stream: what the workers report for Slack (consumed by the bot's notifier)."""
+    return f"{PREFIX}events"
+
+
+def outbox(channel: str) -> str:
+    """List: Slack Web API calls waiting to be sent to one channel, in order."""
+    return f"{PREFIX}outbox:{channel}"
+
+
+def outbox_channels() -> str:
+    """Set: channels whose outbox may hold calls."""
+    return f"{PREFIX}outbox:channels"
+
+
+def outbox_sender(channel: str) -> str:
+    """String with a TTL: held by the one process sending a channel's outbox, so order is kept."""
+    return f"{PREFIX}outbox:{channel}:sender"
+
+
+def slot(name: str) -> str:
+    """String: the Slack message ts stored under a name (e.g. a run's status message)."""
+    return f"{PREFIX}slot:{name}"
+
+
+def usergroup_cache(group: str) -> str:
+    """String with a TTL: cached members of a Slack user group (usergroups.users.list is Tier 2)."""
+    return f"{PREFIX}usergroup:{group}"

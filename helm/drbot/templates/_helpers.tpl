@@ -1,0 +1,251 @@
+{{/* Names and labels. */}}
+{{- define "drbot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "drbot.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "drbot.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "drbot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector labels of one component: call with (dict "ctx" $ "component" "bot"). */}}
+{{- define "drbot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "drbot.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "drbot.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "drbot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "drbot.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "drbot.slackSecretName" -}}
+{{- default (printf "%s-slack" (include "drbot.fullname" .)) .Values.slack.existingSecret }}
+{{- end }}
+
+{{- define "drbot.sshSecretName" -}}
+{{- default (printf "%s-ssh" (include "drbot.fullname" .)) .Values.ssh.existingSecret }}
+{{- end }}
+
+{{- define "drbot.kubeconfigsSecretName" -}}
+{{- default (printf "%s-kubeconfigs" (include "drbot.fullname" .)) .Values.kubeconfigs.existingSecret }}
+{{- end }}
+
+{{- define "drbot.awsSecretName" -}}
+{{- default (printf "%s-aws" (include "drbot.fullname" .)) .Values.aws.existingSecret }}
+{{- end }}
+
+{{- define "drbot.redisName" -}}
+{{- printf "%s-redis" (include "drbot.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "drbot.sshConfigured" -}}
+{{- if or .Values.ssh.existingSecret .Values.ssh.privateKey }}true{{ end }}
+{{- end }}
+
+{{- define "drbot.kubeconfigsConfigured" -}}
+{{- if or .Values.kubeconfigs.existingSecret .Values.kubeconfigs.files }}true{{ end }}
+{{- end }}
+
+{{- define "drbot.awsConfigured" -}}
+{{- if or .Values.aws.existingSecret .Values.aws.accessKeyId }}true{{ end }}
+{{- end }}
+
+{{/*
+Refuse to render a release that cannot work, with a message that says what to set. A bot that
+crash-loops at 3 a.m. because REDIS_URL is empty is worse than an install that fails now.
+*/}}
+{{- define "drbot.validate" -}}
+{{- $redisSources := 0 }}
+{{- if .Values.redis.url }}{{ $redisSources = add1 $redisSources }}{{ end }}
+{{- if .Values.redis.existingSecret }}{{ $redisSources = add1 $redisSources }}{{ end }}
+{{- if .Values.redis.internal.enabled }}{{ $redisSources = add1 $redisSources }}{{ end }}
+{{- if eq $redisSources 0 }}
+{{- fail "drbot needs Redis and none is configured: set redis.url (e.g. redis://redis.example.svc:6379/0), or redis.existingSecret (a Secret with a REDIS_URL key), or redis.internal.enabled=true to run a Redis in this release" }}
+{{- end }}
+{{- if gt $redisSources 1 }}
+{{- fail "drbot needs exactly one Redis: set only one of redis.url, redis.existingSecret and redis.internal.enabled" }}
+{{- end }}
+{{- if not .Values.slack.existingSecret }}
+{{- if not .Values.slack.botToken }}
+{{- fail "no Slack credentials: set slack.existingSecret to a Secret with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (and SLACK_APP_TOKEN for Socket Mode), or set slack.botToken" }}
+{{- end }}
+{{- if and .Values.slack.socketMode (not .Values.slack.appToken) }}
+{{- fail "slack.socketMode=true needs an app-level token: set slack.appToken (xapp-...) or put SLACK_APP_TOKEN in slack.existingSecret" }}
+{{- end }}
+{{- if and (not .Values.slack.socketMode) (not .Values.slack.signingSecret) }}
+{{- fail "Slack over HTTP needs the signing secret to verify requests: set slack.signingSecret, or use slack.existingSecret, or slack.socketMode=true" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.ssh.privateKey (not .Values.ssh.knownHosts) (not .Values.ssh.existingSecret) }}
+{{- fail "ssh.privateKey is set but ssh.knownHosts is empty: drbot checks host keys, so add the control-plane hosts' known_hosts lines (ssh-keyscan HOST)" }}
+{{- end }}
+{{- if .Values.clusters }}
+{{- if not (include "drbot.sshConfigured" .) }}
+{{- fail "clusters are configured but no SSH key is: set ssh.existingSecret (keys id_ed25519 and known_hosts) or ssh.privateKey and ssh.knownHosts" }}
+{{- end }}
+{{- if not (include "drbot.kubeconfigsConfigured" .) }}
+{{- fail "clusters are configured but no kubeconfigs are: set kubeconfigs.existingSecret (one key per cluster name) or kubeconfigs.files" }}
+{{- end }}
+{{- if not .Values.kubeconfigs.existingSecret }}
+{{- range .Values.clusters }}
+{{- if and (not .kubeconfig) (not (hasKey $.Values.kubeconfigs.files .name)) }}
+{{- fail (printf "cluster %s has no kubeconfig: add kubeconfigs.files.%s, or set kubeconfig on the cluster" .name .name) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The clusters file, with the chart's mount paths as each cluster's defaults. */}}
+{{- define "drbot.clustersFile" -}}
+{{- $sshDefaults := dict "user" "core" "key" "/etc/drbot/ssh/id_ed25519" "known_hosts" "/etc/drbot/ssh/known_hosts" "port" 22 }}
+{{- $clusters := list }}
+{{- range .Values.clusters }}
+{{- $cluster := deepCopy . }}
+{{- $_ := set $cluster "ssh" (merge (deepCopy (default (dict) $cluster.ssh)) $sshDefaults) }}
+{{- if not $cluster.kubeconfig }}
+{{- $_ := set $cluster "kubeconfig" (printf "/etc/drbot/kubeconfigs/%s" $cluster.name) }}
+{{- end }}
+{{- $clusters = append $clusters $cluster }}
+{{- end }}
+{{- toYaml (dict "clusters" $clusters) }}
+{{- end }}
+
+{{/* Environment shared by bot and worker: the contract in ARCHITECTURE.md. */}}
+{{- define "drbot.env" -}}
+- name: DRBOT_CONFIG
+  value: /etc/drbot/clusters.yaml
+- name: HOME
+  value: /tmp
+- name: SLACK_BOT_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "drbot.slackSecretName" . }}
+      key: SLACK_BOT_TOKEN
+- name: SLACK_SIGNING_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "drbot.slackSecretName" . }}
+      key: SLACK_SIGNING_SECRET
+      optional: {{ .Values.slack.socketMode }}
+- name: SLACK_APP_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "drbot.slackSecretName" . }}
+      key: SLACK_APP_TOKEN
+      optional: {{ not .Values.slack.socketMode }}
+{{- with .Values.slack.apiUrl }}
+- name: SLACK_API_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.redis.internal.enabled }}
+- name: REDIS_URL
+  value: {{ printf "redis://%s:6379/0" (include "drbot.redisName" .) | quote }}
+{{- else if .Values.redis.existingSecret }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.redis.existingSecret }}
+      key: {{ .Values.redis.existingSecretKey }}
+{{- else }}
+- name: REDIS_URL
+  value: {{ .Values.redis.url | quote }}
+{{- end }}
+{{- if include "drbot.awsConfigured" . }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "drbot.awsSecretName" . }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "drbot.awsSecretName" . }}
+      key: AWS_SECRET_ACCESS_KEY
+- name: AWS_SESSION_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "drbot.awsSecretName" . }}
+      key: AWS_SESSION_TOKEN
+      optional: true
+{{- end }}
+{{- with .Values.aws.region }}
+- name: AWS_DEFAULT_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "drbot.volumeMounts" -}}
+- name: clusters
+  mountPath: /etc/drbot/clusters.yaml
+  subPath: clusters.yaml
+  readOnly: true
+- name: tmp
+  mountPath: /tmp
+{{- if include "drbot.sshConfigured" . }}
+- name: ssh
+  mountPath: /etc/drbot/ssh
+  readOnly: true
+{{- end }}
+{{- if include "drbot.kubeconfigsConfigured" . }}
+- name: kubeconfigs
+  mountPath: /etc/drbot/kubeconfigs
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "drbot.volumes" -}}
+- name: clusters
+  configMap:
+    name: {{ include "drbot.fullname" . }}-clusters
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- if include "drbot.sshConfigured" . }}
+- name: ssh
+  secret:
+    secretName: {{ include "drbot.sshSecretName" . }}
+    # Owner-only, as ssh expects of a private key; fsGroup (podSecurityContext) lets drbot's group read it.
+    defaultMode: 0400
+{{- end }}
+{{- if include "drbot.kubeconfigsConfigured" . }}
+- name: kubeconfigs
+  secret:
+    secretName: {{ include "drbot.kubeconfigsSecretName" . }}
+    defaultMode: 0400
+{{- end }}
+{{- end }}
+
+{{/* Pod annotations that roll the pods when chart-managed config or secrets change. */}}
+{{- define "drbot.checksums" -}}
+checksum/clusters: {{ include "drbot.clustersFile" . | sha256sum }}
+checksum/secrets: {{ include (print .Template.BasePath "/secrets.yaml") . | sha256sum }}
+{{- end }}

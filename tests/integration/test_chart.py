@@ -1,0 +1,446 @@
+"""The Helm chart, rendered and linted by Helm's own Go code (helm-python-sdk wraps the Helm v4 SDK).
+
+Every rendered object is checked field by field against the typed models of the `kubernetes`
+client (unknown fields, wrong types, missing required fields), and the clusters file the chart
+renders is read back with drbot's own parser.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import helm_python as helm
+import kubernetes.client
+import pytest
+import yaml
+
+from procedures.clusters import parse_clusters
+
+CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "drbot"
+RELEASE = "drbot"
+NAMESPACE = "drbot"
+
+# The least a working release needs: a Redis and Slack credentials.
+MINIMAL: dict[str, Any] = {
+    "redis": {"url": "redis://redis.infra.svc:6379/0"},
+    "slack": {"existingSecret": "drbot-slack"},
+}
+
+CLUSTERS: list[dict[str, Any]] = [
+    {
+        "name": "prod-east",
+        "language": "zh-CN",
+        "channel": "C0123INCIDENT",
+        "platform": "user-provisioned",
+        "approvers": ["U01ALICE", "U02BOB"],
+        "hosts": [
+            {"name": "master-0", "address": "10.0.0.10"},
+            {"name": "master-1", "address": "10.0.0.11", "port": 2222},
+        ],
+    },
+]
+
+# Socket Mode, Redis inside the release, and every secret taken from an existing Secret.
+# The inline secrets are set too, to prove they are ignored when an existingSecret is named.
+FULL: dict[str, Any] = {
+    "image": {"repository": "registry.example.com/sre/drbot", "tag": "0.1.0"},
+    "slack": {
+        "socketMode": True,
+        "existingSecret": "drbot-slack",
+        "botToken": "xoxb-inline-must-not-render",
+        "appToken": "xapp-inline-must-not-render",
+        "apiUrl": "https://slack.com/api/",
+    },
+    "redis": {"internal": {"enabled": True}},
+    "ssh": {"existingSecret": "drbot-ssh", "privateKey": "INLINE-SSH-KEY-MUST-NOT-RENDER"},
+    "kubeconfigs": {"existingSecret": "drbot-kubeconfigs"},
+    "aws": {"existingSecret": "drbot-aws", "region": "us-east-1"},
+    "clusters": CLUSTERS,
+    "ingress": {"enabled": True, "host": "drbot.example.com"},
+    "worker": {"replicas": 3},
+}
+
+# Plain HTTP mode with inline secrets (the chart creates the Secrets) and an Ingress.
+INLINE: dict[str, Any] = {
+    "slack": {"botToken": "xoxb-1-2-3", "signingSecret": "s3cr3t"},
+    "redis": {"url": "redis://redis.infra.svc:6379/2"},
+    "ssh": {
+        "privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n",
+        "knownHosts": "10.0.0.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG\n",
+    },
+    "kubeconfigs": {"files": {"prod-east": "apiVersion: v1\nkind: Config\n"}},
+    "aws": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "wJalrEXAMPLE"},
+    "clusters": CLUSTERS,
+    "ingress": {"enabled": True, "host": "drbot.example.com", "tlsSecretName": "drbot-tls"},
+}
+
+# The example the README points people at.
+EXAMPLE: dict[str, Any] = yaml.safe_load((CHART_DIR / "examples" / "production-values.yaml").read_text())
+
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
+PRIMITIVES = {"str": (str,), "datetime": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART_DIR) as loaded:
+        yield loaded
+
+
+def render(chart: helm.Chart, values: dict[str, Any] | None) -> list[dict[str, Any]]:
+    manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    objects: list[dict[str, Any]] = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return objects
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == kind}
+
+
+def model_class(api_version: str, kind: str) -> type:
+    name = api_version.split("/")[-1].capitalize() + kind
+    cls = getattr(kubernetes.client, name, None)
+    assert cls is not None, f"{api_version} {kind} is not a Kubernetes API type ({name} unknown)"
+    return cls
+
+
+def type_errors(data: Any, type_name: str, where: str) -> list[str]:
+    """Every field of `data` that the Kubernetes OpenAPI type `type_name` does not define or accept."""
+    if type_name == "object":
+        return []
+    if type_name.startswith("list["):
+        if not isinstance(data, list):
+            return [f"{where}: expected a list, got {data!r}"]
+        inner = type_name[5:-1]
+        return [e for i, item in enumerate(data) for e in type_errors(item, inner, f"{where}[{i}]")]
+    if type_name.startswith("dict["):
+        if not isinstance(data, dict):
+            return [f"{where}: expected a mapping, got {data!r}"]
+        inner = type_name[5:-1].split(", ", 1)[1]
+        return [e for k, v in data.items() for e in type_errors(v, inner, f"{where}.{k}")]
+    if type_name in PRIMITIVES:
+        accepted = PRIMITIVES[type_name]
+        if isinstance(data, bool) and bool not in accepted:
+            return [f"{where}: expected {type_name}, got {data!r}"]
+        return [] if isinstance(data, accepted) else [f"{where}: expected {type_name}, got {data!r}"]
+    cls = getattr(kubernetes.client, type_name)
+    if not isinstance(data, dict):
+        return [f"{where}: expected a {type_name} mapping, got {data!r}"]
+    fields = {json_name: attr for attr, json_name in cls.attribute_map.items()}
+    errors: list[str] = []
+    for key, value in data.items():
+        if key not in fields:
+            errors.append(f"{where}: {type_name} has no field {key!r}")
+        elif value is not None:
+            errors.extend(type_errors(value, cls.openapi_types[fields[key]], f"{where}.{key}"))
+    return errors
+
+
+def name_errors(obj: dict[str, Any]) -> list[str]:
+    meta = obj["metadata"]
+    errors = [] if DNS_SUBDOMAIN.match(meta["name"]) else [f"metadata.name {meta['name']!r}"]
+    labels = dict(meta.get("labels") or {})
+    pod_spec = (obj.get("spec") or {}).get("template", {}).get("spec")
+    if pod_spec:
+        labels.update(obj["spec"]["template"]["metadata"].get("labels") or {})
+        for container in pod_spec["containers"]:
+            if not DNS_LABEL.match(container["name"]):
+                errors.append(f"container name {container['name']!r}")
+            errors.extend(
+                f"port name {p['name']!r}"
+                for p in container.get("ports", [])
+                if not PORT_NAME.match(p.get("name", "x"))
+            )
+    errors.extend(f"label {k}={v!r}" for k, v in labels.items() if not LABEL_VALUE.match(v))
+    return errors
+
+
+def assert_valid_kubernetes_object(obj: dict[str, Any]) -> None:
+    cls = model_class(obj["apiVersion"], obj["kind"])
+    where = f"{obj['kind']}/{obj['metadata']['name']}"
+    problems = type_errors(obj, cls.__name__, where) + name_errors(obj)
+    assert not problems, "\n".join(problems)
+    # The typed models reject missing required fields and bad enum values on construction.
+    response = SimpleNamespace(data=json.dumps(obj))
+    kubernetes.client.ApiClient().deserialize(response, cls.__name__)
+
+
+def container(obj: dict[str, Any]) -> dict[str, Any]:
+    (only,) = obj["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def env_of(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container(obj)["env"]}
+
+
+def test_lint_has_no_warnings() -> None:
+    for values in (MINIMAL, FULL, INLINE, EXAMPLE):
+        report = helm.lint(CHART_DIR, values, strict=True, kube_version="v1.30.0")
+        problems = [m for m in report["messages"] if m["severity"] >= 2]
+        assert report["errors"] == [] and problems == [], report
+
+
+@pytest.mark.parametrize(
+    "values", [MINIMAL, FULL, INLINE, EXAMPLE], ids=["minimal", "full", "inline", "example"]
+)
+def test_every_object_is_a_valid_kubernetes_object(chart: helm.Chart, values: dict[str, Any]) -> None:
+    objects = render(chart, values)
+    assert objects
+    for obj in objects:
+        assert_valid_kubernetes_object(obj)
+
+
+def test_minimal_release_has_http_bot_workers_and_no_secrets(chart: helm.Chart) -> None:
+    objects = render(chart, MINIMAL)
+    kinds = sorted(obj["kind"] for obj in objects)
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "Deployment",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceAccount",
+    ]
+    deployments = by_kind(objects, "Deployment")
+    assert deployments["drbot-worker"]["spec"]["replicas"] == 2
+    assert container(deployments["drbot-worker"])["args"] == ["worker"]
+    assert "ports" not in container(deployments["drbot-worker"])
+    assert env_of(deployments["drbot-bot"])["REDIS_URL"]["value"] == "redis://redis.infra.svc:6379/0"
+    service = by_kind(objects, "Service")["drbot-bot"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert service["spec"]["selector"] == deployments["drbot-bot"]["spec"]["selector"]["matchLabels"]
+
+
+def test_bot_listens_on_all_interfaces_with_probes_and_metrics(chart: helm.Chart) -> None:
+    bot = by_kind(render(chart, MINIMAL), "Deployment")["drbot-bot"]
+    main = container(bot)
+    assert main["command"] == ["drbot"]
+    assert main["args"] == ["serve", "--host", "0.0.0.0", "--port", "3000"]
+    assert main["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    annotations = bot["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "3000"
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+@pytest.mark.parametrize("values", [MINIMAL, FULL], ids=["minimal", "full"])
+def test_pods_run_non_root_read_only_without_capabilities(chart: helm.Chart, values: dict[str, Any]) -> None:
+    objects = render(chart, values)
+    workloads = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    assert len(workloads) == (3 if values is FULL else 2)
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] > 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        security = container(workload)["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert container(workload)["resources"]["requests"]
+    assert by_kind(objects, "ServiceAccount")["drbot"]["automountServiceAccountToken"] is False
+
+
+def test_socket_mode_with_internal_redis_and_existing_secrets(chart: helm.Chart) -> None:
+    objects = render(chart, FULL)
+    deployments = by_kind(objects, "Deployment")
+    bot = deployments["drbot-bot"]
+    assert container(bot)["args"][:2] == ["serve", "--socket-mode"]
+    assert container(bot)["image"] == "registry.example.com/sre/drbot:0.1.0"
+    assert deployments["drbot-worker"]["spec"]["replicas"] == 3
+    # Socket Mode: nothing inbound from Slack, so no bot Service and no Ingress even if enabled.
+    assert list(by_kind(objects, "Service")) == ["drbot-redis"]
+    assert by_kind(objects, "Ingress") == {}
+    redis = by_kind(objects, "StatefulSet")["drbot-redis"]
+    assert container(redis)["image"].startswith("redis:")
+    assert redis["spec"]["replicas"] == 1
+    env = env_of(bot)
+    assert env["REDIS_URL"]["value"] == "redis://drbot-redis:6379/0"
+    assert env["SLACK_APP_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "drbot-slack",
+        "key": "SLACK_APP_TOKEN",
+        "optional": False,
+    }
+    assert env["SLACK_API_URL"]["value"] == "https://slack.com/api/"
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "drbot-aws"
+    assert env["AWS_DEFAULT_REGION"]["value"] == "us-east-1"
+
+
+def test_existing_secrets_are_referenced_never_inlined(chart: helm.Chart) -> None:
+    manifests = chart.render(FULL, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    text = "\n".join(manifests.values())
+    for secret in (
+        "xoxb-inline-must-not-render",
+        "xapp-inline-must-not-render",
+        "INLINE-SSH-KEY-MUST-NOT-RENDER",
+    ):
+        assert secret not in text
+        assert base64.b64encode(secret.encode()).decode() not in text
+    objects = render(chart, FULL)
+    assert by_kind(objects, "Secret") == {}
+    volumes = {
+        v["name"]: v
+        for v in by_kind(objects, "Deployment")["drbot-bot"]["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["ssh"]["secret"]["secretName"] == "drbot-ssh"
+    assert volumes["kubeconfigs"]["secret"]["secretName"] == "drbot-kubeconfigs"
+
+
+def test_inline_secrets_become_chart_secrets_and_ingress_exposes_only_slack(chart: helm.Chart) -> None:
+    objects = render(chart, INLINE)
+    secrets = by_kind(objects, "Secret")
+    assert sorted(secrets) == ["drbot-aws", "drbot-kubeconfigs", "drbot-slack", "drbot-ssh"]
+    slack = {k: base64.b64decode(v).decode() for k, v in secrets["drbot-slack"]["data"].items()}
+    assert slack == {"SLACK_BOT_TOKEN": "xoxb-1-2-3", "SLACK_SIGNING_SECRET": "s3cr3t"}
+    assert sorted(secrets["drbot-ssh"]["data"]) == ["id_ed25519", "known_hosts"]
+    assert sorted(secrets["drbot-kubeconfigs"]["data"]) == ["prod-east"]
+    (rule,) = by_kind(objects, "Ingress")["drbot-bot"]["spec"]["rules"]
+    assert rule["host"] == "drbot.example.com"
+    assert [(p["path"], p["backend"]["service"]["name"]) for p in rule["http"]["paths"]] == [
+        ("/slack/events", "drbot-bot")
+    ]
+
+
+def test_clusters_file_parses_and_points_at_the_mounted_secrets(chart: helm.Chart) -> None:
+    objects = render(chart, FULL)
+    text = by_kind(objects, "ConfigMap")["drbot-clusters"]["data"]["clusters.yaml"]
+    clusters = parse_clusters(yaml.safe_load(text), source="rendered ConfigMap")
+    prod = clusters.get("prod-east")
+    assert prod.kubeconfig == "/etc/drbot/kubeconfigs/prod-east"
+    assert (prod.language, prod.platform, prod.approvers) == (
+        "zh-CN",
+        "user-provisioned",
+        ("U01ALICE", "U02BOB"),
+    )
+    assert [(h.name, h.address, h.port, h.user) for h in prod.hosts] == [
+        ("master-0", "10.0.0.10", 22, "core"),
+        ("master-1", "10.0.0.11", 2222, "core"),
+    ]
+    assert {h.key for h in prod.hosts} == {"/etc/drbot/ssh/id_ed25519"}
+    assert {h.known_hosts for h in prod.hosts} == {"/etc/drbot/ssh/known_hosts"}
+    for name in ("drbot-bot", "drbot-worker"):
+        deployment = by_kind(objects, "Deployment")[name]
+        pod = deployment["spec"]["template"]["spec"]
+        mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert env_of(deployment)["DRBOT_CONFIG"]["value"] == mounts["clusters"]["mountPath"]
+        assert mounts["ssh"] == {"name": "ssh", "mountPath": "/etc/drbot/ssh", "readOnly": True}
+        assert mounts["kubeconfigs"]["mountPath"] == "/etc/drbot/kubeconfigs"
+        assert volumes["ssh"]["secret"]["defaultMode"] == 0o400
+        assert volumes["kubeconfigs"]["secret"]["defaultMode"] == 0o400
+        # Secret volumes are root-owned; without fsGroup the non-root user could not read the key.
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+
+
+def test_readme_example_uses_only_existing_secrets_and_the_ingress(chart: helm.Chart) -> None:
+    objects = render(chart, EXAMPLE)
+    assert by_kind(objects, "Secret") == {}
+    bot = by_kind(objects, "Deployment")["drbot-bot"]
+    assert env_of(bot)["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "drbot-redis",
+        "key": "REDIS_URL",
+    }
+    ingress = by_kind(objects, "Ingress")["drbot-bot"]["spec"]
+    assert ingress["tls"] == [{"hosts": ["drbot.example.com"], "secretName": "drbot-tls"}]
+    text = by_kind(objects, "ConfigMap")["drbot-clusters"]["data"]["clusters.yaml"]
+    prod = parse_clusters(yaml.safe_load(text)).get("prod-east")
+    assert [h.name for h in prod.hosts] == ["master-0", "master-1", "master-2"]
+
+
+def test_network_policies_limit_traffic_to_what_drbot_uses(chart: helm.Chart) -> None:
+    objects = render(chart, MINIMAL)
+    policies = by_kind(objects, "NetworkPolicy")
+    bot, worker = policies["drbot-bot"]["spec"], policies["drbot-worker"]["spec"]
+    assert [p["port"] for rule in bot["ingress"] for p in rule["ports"]] == [3000]
+    assert worker["ingress"] == []
+    for spec in (bot, worker):
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        egress = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
+        assert egress == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (443, "TCP"), (22, "TCP"), (6443, "TCP")}
+    internal = render(chart, FULL)
+    redis_policy = by_kind(internal, "NetworkPolicy")["drbot-redis"]["spec"]
+    allowed = [
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for peer in redis_policy["ingress"][0]["from"]
+    ]
+    assert allowed == ["bot", "worker"]
+
+
+def test_release_without_redis_fails_with_instructions(chart: helm.Chart) -> None:
+    with pytest.raises(
+        helm.HelmRenderError, match=r"drbot needs Redis and none is configured: set redis\.url"
+    ):
+        chart.render(None, name=RELEASE, namespace=NAMESPACE)
+    two = {**MINIMAL, "redis": {"url": "redis://a:6379/0", "internal": {"enabled": True}}}
+    with pytest.raises(helm.HelmRenderError, match="exactly one Redis"):
+        chart.render(two, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"redis": MINIMAL["redis"]}, "no Slack credentials: set slack.existingSecret"),
+        (
+            {"redis": MINIMAL["redis"], "slack": {"botToken": "xoxb-1", "socketMode": True}},
+            r"slack\.socketMode=true needs an app-level token",
+        ),
+        ({**MINIMAL, "clusters": CLUSTERS}, "clusters are configured but no SSH key is"),
+        (
+            {
+                **MINIMAL,
+                "clusters": CLUSTERS,
+                "ssh": {"existingSecret": "s"},
+                "kubeconfigs": {"files": {"other": "x"}},
+            },
+            "cluster prod-east has no kubeconfig: add kubeconfigs.files.prod-east",
+        ),
+    ],
+    ids=["no-slack", "socket-mode-without-app-token", "clusters-without-ssh", "cluster-without-kubeconfig"],
+)
+def test_unusable_values_fail_with_a_clear_message(
+    chart: helm.Chart, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=message):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"worker": {"replicas": "two"}}, "/worker/replicas"),
+        (
+            {"clusters": [{"name": "prod", "platform": "ipi", "hosts": [{"name": "m0", "address": "a"}]}]},
+            "/clusters/0/platform",
+        ),
+        (
+            {"clusters": [{"name": "Prod_East", "hosts": [{"name": "m0", "address": "a"}]}]},
+            "/clusters/0/name",
+        ),
+        ({"redis": {"url": "localhost:6379"}}, "/redis/url"),
+        ({"slack": {"sockteMode": True}}, "sockteMode"),
+    ],
+    ids=["replicas-type", "platform-enum", "cluster-name", "redis-url", "misspelt-key"],
+)
+def test_schema_rejects_wrong_values(chart: helm.Chart, values: dict[str, Any], where: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=re.escape(where)):
+        chart.validate_schema({**MINIMAL, **values})

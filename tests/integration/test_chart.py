@@ -281,6 +281,7 @@ def test_socket_mode_with_internal_redis_and_existing_secrets(chart: helm.Chart)
         "key": "SLACK_APP_TOKEN",
         "optional": False,
     }
+    assert "optional" not in env["SLACK_SIGNING_SECRET"]["valueFrom"]["secretKeyRef"]
     assert env["SLACK_API_URL"]["value"] == "https://slack.com/api/"
     assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "drbot-aws"
     assert env["AWS_DEFAULT_REGION"]["value"] == "us-east-1"
@@ -404,6 +405,13 @@ def test_release_without_redis_fails_with_instructions(chart: helm.Chart) -> Non
             {"redis": MINIMAL["redis"], "slack": {"botToken": "xoxb-1", "socketMode": True}},
             r"slack\.socketMode=true needs an app-level token",
         ),
+        (
+            {
+                "redis": MINIMAL["redis"],
+                "slack": {"botToken": "xoxb-1", "appToken": "xapp-1", "socketMode": True},
+            },
+            "no Slack signing secret",
+        ),
         ({**MINIMAL, "clusters": CLUSTERS}, "clusters are configured but no SSH key is"),
         (
             {
@@ -415,7 +423,13 @@ def test_release_without_redis_fails_with_instructions(chart: helm.Chart) -> Non
             "cluster prod-east has no kubeconfig: add kubeconfigs.files.prod-east",
         ),
     ],
-    ids=["no-slack", "socket-mode-without-app-token", "clusters-without-ssh", "cluster-without-kubeconfig"],
+    ids=[
+        "no-slack",
+        "socket-mode-without-app-token",
+        "socket-mode-without-signing-secret",
+        "clusters-without-ssh",
+        "cluster-without-kubeconfig",
+    ],
 )
 def test_unusable_values_fail_with_a_clear_message(
     chart: helm.Chart, values: dict[str, Any], message: str

@@ -92,13 +92,13 @@ crash-loops at 3 a.m. because REDIS_URL is empty is worse than an install that f
 {{- end }}
 {{- if not .Values.slack.existingSecret }}
 {{- if not .Values.slack.botToken }}
-{{- fail "no Slack credentials: set slack.existingSecret to a Secret with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (and SLACK_APP_TOKEN for Socket Mode), or set slack.botToken" }}
+{{- fail "no Slack credentials: set slack.existingSecret to a Secret with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (and SLACK_APP_TOKEN for Socket Mode), or set slack.botToken and slack.signingSecret" }}
 {{- end }}
 {{- if and .Values.slack.socketMode (not .Values.slack.appToken) }}
 {{- fail "slack.socketMode=true needs an app-level token: set slack.appToken (xapp-...) or put SLACK_APP_TOKEN in slack.existingSecret" }}
 {{- end }}
-{{- if and (not .Values.slack.socketMode) (not .Values.slack.signingSecret) }}
-{{- fail "Slack over HTTP needs the signing secret to verify requests: set slack.signingSecret, or use slack.existingSecret, or slack.socketMode=true" }}
+{{- if not .Values.slack.signingSecret }}
+{{- fail "no Slack signing secret (drbot verifies Slack's requests with it, in Socket Mode too): set slack.signingSecret, or use slack.existingSecret" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.ssh.privateKey (not .Values.ssh.knownHosts) (not .Values.ssh.existingSecret) }}
@@ -152,7 +152,6 @@ crash-loops at 3 a.m. because REDIS_URL is empty is worse than an install that f
     secretKeyRef:
       name: {{ include "drbot.slackSecretName" . }}
       key: SLACK_SIGNING_SECRET
-      optional: {{ .Values.slack.socketMode }}
 - name: SLACK_APP_TOKEN
   valueFrom:
     secretKeyRef:

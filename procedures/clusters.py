@@ -88,7 +88,9 @@ def load_clusters(path: str | Path) -> Clusters:
     try:
         document = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"clusters file {path} does not exist; set DRBOT_CONFIG to the clusters file") from None
+        raise ConfigError(
+            f"clusters file {path} does not exist; set DRBOT_CONFIG to the clusters file"
+        ) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"clusters file {path} is not valid YAML: {error}") from None
     return parse_clusters(document, source=str(path))

@@ -40,9 +40,18 @@ def catalog(language: str) -> dict[str, str]:
 
 
 def t(key: str | Msg, language: str = DEFAULT_LANGUAGE, **args: Any) -> str:
-    """Render a catalog entry; a key missing in zh-CN falls back to English, a key missing everywhere shows."""
+    """Render a catalog entry; a key missing in zh-CN falls back to English, a key missing everywhere shows.
+
+    Arguments that are messages themselves (in their JSON form) are rendered in the same language.
+    """
     if isinstance(key, Msg):
         args = {**key.args, **args}
         key = key.key
     template = catalog(language).get(key) or catalog(DEFAULT_LANGUAGE).get(key) or key
-    return template.format(**args) if args else template
+    rendered = {k: t(Msg.from_json(v), language) if _is_msg(v) else v for k, v in args.items()}
+    return template.format(**rendered) if rendered else template
+
+
+def _is_msg(value: Any) -> bool:
+    """A nested message travels as its JSON form, e.g. the reason inside "version unknown: {reason}"."""
+    return isinstance(value, dict) and set(value) == {"key", "args"}

@@ -204,6 +204,8 @@ class Procedure:
     steps: tuple[Step, ...]
     parameters: Mapping[str, Msg] = field(default_factory=dict)
     """Optional `key=value` arguments the command accepts, with their help text."""
+    report: Callable[[Mapping[str, Any]], Msg] | None = None
+    """What a successful run reports in its status message, from the run's variables."""
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:
@@ -225,4 +227,6 @@ def all_ok(ctx: StepContext, results: list[CommandResult], summary: Msg) -> Outc
 
 
 def _details(results: Sequence[CommandResult]) -> str:
-    return "\n".join(f"[{r.host}] exit={r.exit_code} {r.error}\n{r.stdout}{r.stderr}".rstrip() for r in results)
+    return "\n".join(
+        f"[{r.host}] exit={r.exit_code} {r.error}\n{r.stdout}{r.stderr}".rstrip() for r in results
+    )

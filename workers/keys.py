@@ -70,3 +70,23 @@ def slot(name: str) -> str:
 def usergroup_cache(group: str) -> str:
     """String with a TTL: cached members of a Slack user group (usergroups.users.list is Tier 2)."""
     return f"{PREFIX}usergroup:{group}"
+
+
+def cluster_runs(cluster: str) -> str:
+    """List: a cluster's run ids, newest first (the restore procedures find the latest backup here)."""
+    return f"{PREFIX}cluster:{cluster}:runs"
+
+
+def wake(run_id: str) -> str:
+    """String with a TTL: an advance job for the run is queued; stops the reaper from queueing another."""
+    return f"{PREFIX}run:{run_id}:wake"
+
+
+def channel_language(channel: str) -> str:
+    """String: the language a channel asked for with `/dr language` (overrides the cluster's)."""
+    return f"{PREFIX}channel:{channel}:language"
+
+
+def outbox_dead_letters() -> str:
+    """List: outbox entries Slack refused for good or that failed past the retry budget (JSON)."""
+    return f"{PREFIX}outbox-dead"

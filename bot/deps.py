@@ -1,0 +1,64 @@
+"""What the listeners share: Redis, the clusters file, the run controls, the outbox, and who may approve."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from redis import Redis
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.outbox import Outbox
+from procedures.clusters import LANGUAGES, Cluster, Clusters
+from procedures.steps import Procedure
+from workers import keys
+from workers.control import Control
+
+log = logging.getLogger(__name__)
+
+USERGROUP_TTL = 300
+"""usergroups.users.list is Tier 2 (about 20 calls a minute): cache members for five minutes."""
+
+
+@dataclass
+class Deps:
+    redis: Redis
+    clusters: Clusters
+    procedures: Mapping[str, Procedure]
+    outbox: Outbox
+    web: WebClient
+    """For reads whose answer is needed right away (user group members); sends go through the outbox."""
+
+    @property
+    def control(self) -> Control:
+        return Control(self.redis, self.procedures)
+
+    def language(self, channel: str, cluster: Cluster | None = None) -> str:
+        chosen = self.redis.get(keys.channel_language(channel))
+        if chosen and chosen.decode() in LANGUAGES:
+            return chosen.decode()
+        return cluster.language if cluster else "en"
+
+    def is_approver(self, user: str, cluster: Cluster) -> bool:
+        if user in cluster.approvers:
+            return True
+        return bool(cluster.approver_group) and user in self.group_members(cluster.approver_group)
+
+    def group_members(self, group: str) -> list[str]:
+        cached = self.redis.get(keys.usergroup_cache(group))
+        if cached is not None:
+            return list(json.loads(cached))
+        try:
+            members = list(self.web.usergroups_users_list(usergroup=group).get("users", []))
+        except SlackApiError as error:
+            log.error(
+                "cannot read user group %s (%s); only the approvers listed in the clusters file may approve",
+                group,
+                error.response.get("error"),
+            )
+            return []
+        self.redis.set(keys.usergroup_cache(group), json.dumps(members), ex=USERGROUP_TTL)
+        return members

@@ -1,0 +1,136 @@
+"""The `drbot` command: the one place that wires the bot, the workers, the procedures and the twin."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from pathlib import Path
+
+from slack_sdk import WebClient
+
+from drbot.settings import Settings, SettingsError
+from procedures.clusters import LANGUAGES, ConfigError
+from procedures.plan import render_text
+from procedures.registry import PROCEDURES
+from workers.timeline import Timeline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except (SettingsError, ConfigError) as error:
+        print(f"drbot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="drbot", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the Slack bot (HTTP, or Socket Mode)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    serve.add_argument("--socket-mode", action="store_true", help="take Slack's requests over Socket Mode")
+    serve.set_defaults(func=_serve)
+
+    worker = commands.add_parser("worker", help="run a worker that carries out procedure steps")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument(
+        "--lease",
+        type=int,
+        default=10,
+        help="seconds after which a dead worker's run is picked up again (default 10)",
+    )
+    worker.set_defaults(func=_worker)
+
+    plan = commands.add_parser("plan", help="show a procedure's steps without running anything")
+    plan.add_argument("procedure", choices=sorted(PROCEDURES))
+    plan.add_argument("--cluster", help="a cluster from the clusters file, to show its hosts")
+    plan.add_argument("--language", choices=LANGUAGES, default="en")
+    plan.set_defaults(func=_plan)
+
+    timeline = commands.add_parser("timeline", help="the incident timeline")
+    timeline_commands = timeline.add_subparsers(dest="timeline_command", required=True, metavar="ACTION")
+    export = timeline_commands.add_parser("export", help="write an incident's timeline as Markdown")
+    export.add_argument("incident", help="the incident: the Slack channel id the runs were started in")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.add_argument("--language", choices=LANGUAGES, default="en")
+    export.set_defaults(func=_timeline_export)
+
+    from drbot import drill
+    from sim.twin import cli as twin_cli
+
+    drill.register(commands)
+    twin_cli.register(commands)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.app import build_app
+    from bot.deps import Deps
+    from bot.notifier import Notifier
+    from bot.outbox import Outbox
+    from bot.outbox_sender import OutboxSender
+    from bot.server import Background, serve
+
+    settings = Settings.from_env()
+    settings.require_slack(args.socket_mode)
+    redis, clusters = settings.redis(), settings.clusters()
+    web = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    deps = Deps(redis=redis, clusters=clusters, procedures=PROCEDURES, outbox=Outbox(redis), web=web)
+    notifier = Notifier(
+        redis,
+        deps.outbox,
+        PROCEDURES,
+        clusters,
+        lambda run: deps.language(run.channel, clusters.by_name.get(run.cluster)),
+    )
+    background = Background(notifier, OutboxSender(redis, web), threading.Event())
+    app = build_app(
+        deps,
+        token=settings.slack_bot_token,
+        signing_secret=settings.slack_signing_secret,
+        api_url=settings.slack_api_url,
+    )
+    serve(app, deps, background, args.host, args.port, settings.slack_app_token if args.socket_mode else "")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from workers.worker import run_worker
+
+    settings = Settings.from_env()
+    run_worker(settings.redis(), settings.clusters(), lease_seconds=args.lease, burst=args.burst)
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    cluster = None
+    if args.cluster:
+        cluster = Settings.from_env().clusters().get(args.cluster)
+    print(render_text(PROCEDURES[args.procedure], cluster, args.language))
+    return 0
+
+
+def _timeline_export(args: argparse.Namespace) -> int:
+    text = Timeline(Settings.from_env().redis()).export_markdown(args.incident, args.language)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""What people do to runs, whichever way they reach drbot: start, decide at a gate, abort, note.
+
+The bot calls these after it has parsed and validated a Slack request; `drbot` CLI commands and the
+tests call them too. Each records itself in the incident timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from redis import Redis
+
+from procedures.i18n import msg
+from procedures.steps import Procedure
+from workers import events, gates
+from workers.journal import DECISION, Journal
+from workers.queue import enqueue_advance
+from workers.runs import ABORTED, RUNNING, WAITING, Run, RunStore, new_run_id
+from workers.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: gates.Verdict
+    run: Run | None
+    gate: gates.Gate | None
+
+
+class Control:
+    def __init__(self, redis: Redis, procedures: Mapping[str, Procedure]) -> None:
+        self.redis = redis
+        self.procedures = procedures
+        self.runs = RunStore(redis)
+        self.timeline = Timeline(redis)
+
+    def start(
+        self,
+        procedure: str,
+        cluster: str,
+        channel: str,
+        requester: str,
+        params: dict[str, str] | None = None,
+        language: str = "en",
+    ) -> Run:
+        """Create the run (taking the cluster lock) and queue it; raises runs.ClusterBusy."""
+        run = self.runs.create(
+            Run(
+                id=new_run_id(),
+                procedure=procedure,
+                cluster=cluster,
+                channel=channel,
+                requester=requester,
+                language=language,
+                params=dict(params or {}),
+            )
+        )
+        self.timeline.append(
+            channel,
+            "run_started",
+            requester,
+            msg("timeline.run_started", run=run.id, procedure=procedure, cluster=cluster),
+            run=run.id,
+        )
+        events.emit(self.redis, events.RUN_STARTED, run.id)
+        enqueue_advance(self.redis, run.id)
+        return run
+
+    def decide(self, token: str, user: str, is_approver: bool, value: str) -> Decision:
+        """Record a click on a gate after checking it server-side.
+
+        A click from an old message or on a finished run is STALE; nothing changes then.
+        """
+        gate = gates.load_gate(self.redis, token)
+        run = self.runs.load(gate.run_id) if gate else None
+        current = self.current_step(run) if run else None
+        verdict = gates.check_click(gate, run, user, is_approver, current, value)
+        if verdict is not gates.Verdict.ACCEPTED or gate is None or run is None:
+            return Decision(verdict, run, gate)
+        if not gates.claim(self.redis, token):
+            return Decision(gates.Verdict.TAKEN, run, gate)
+        Journal(self.redis, run.id).append(
+            DECISION, gate.step, attempt=gate.attempt, value=value, by=user, kind=gate.kind
+        )
+        kind = "rejection" if value == "reject" else "approval"
+        self.timeline.append(
+            run.channel,
+            kind,
+            user,
+            msg(f"timeline.{kind}", run=run.id, step=gate.step, value=value),
+            run=run.id,
+        )
+        run.status, run.gate = RUNNING, ""
+        self.runs.save(run, "status", "gate")
+        events.emit(self.redis, events.GATE_CLOSED, run.id, step=gate.step, token=token, value=value, by=user)
+        enqueue_advance(self.redis, run.id)
+        return Decision(gates.Verdict.ACCEPTED, run, gate)
+
+    def current_step(self, run: Run) -> str | None:
+        steps = self.procedures[run.procedure].steps
+        return steps[run.step_index].id if run.step_index < len(steps) else None
+
+    def abort(self, run: Run, user: str) -> Run:
+        """Ask the run to stop. A run waiting at a gate stops now; a running one after its current step."""
+        run.abort_requested_by = user
+        self.runs.save(run, "abort_requested_by")
+        self.timeline.append(run.channel, "abort", user, msg("timeline.abort", run=run.id), run=run.id)
+        if run.status == WAITING:
+            if run.gate:
+                gates.claim(self.redis, run.gate)
+            self.runs.finish(run, ABORTED, {"by": user})
+            events.emit(self.redis, events.RUN_FINISHED, run.id, status=ABORTED)
+            self.timeline.append(
+                run.channel,
+                "run_finished",
+                "drbot",
+                msg("timeline.run_aborted", run=run.id, procedure=run.procedure, cluster=run.cluster),
+                run=run.id,
+            )
+        return run
+
+    def note(self, channel: str, user: str, text: str) -> None:
+        self.timeline.append(channel, "note", user, text)

@@ -1,0 +1,74 @@
+"""The shared incident timeline: per incident (the incident channel), append-only, in a Redis stream.
+
+Every command, step start and end, approval, rejection, abort and note lands here with who and when.
+Texts are stored as catalog messages (`Msg`) so each reader renders them in its own language; notes
+typed by people are stored verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+
+from procedures.i18n import Msg, t
+from workers import keys
+
+MAX_ENTRIES = 100_000
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: float
+    kind: str
+    who: str
+    text: Msg | str
+    run: str = ""
+
+    def render(self, language: str = "en") -> str:
+        return self.text if isinstance(self.text, str) else t(self.text, language)
+
+
+class Timeline:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    def append(self, incident: str, kind: str, who: str, text: Msg | str, run: str = "") -> Entry:
+        entry = Entry(at=time.time(), kind=kind, who=who, text=text, run=run)
+        payload = text if isinstance(text, str) else json.dumps(text.to_json())
+        fields = {
+            "at": repr(entry.at),
+            "kind": kind,
+            "who": who,
+            "run": run,
+            "text": payload,
+            "msg": "0" if isinstance(text, str) else "1",
+        }
+        self.redis.xadd(keys.timeline(incident), fields, maxlen=MAX_ENTRIES, approximate=True)
+        return entry
+
+    def entries(self, incident: str) -> list[Entry]:
+        return [_decode(fields) for _, fields in self.redis.xrange(keys.timeline(incident))]
+
+    def export_markdown(self, incident: str, language: str = "en") -> str:
+        lines = [
+            f"# Incident timeline: {incident}",
+            "",
+            "| time (UTC) | who | what | run |",
+            "|---|---|---|---|",
+        ]
+        for entry in self.entries(incident):
+            when = datetime.fromtimestamp(entry.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            what = entry.render(language).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {when} | {entry.who} | {what} | {entry.run} |")
+        return "\n".join(lines) + "\n"
+
+
+def _decode(fields: dict[bytes, bytes]) -> Entry:
+    data: dict[str, Any] = {k.decode(): v.decode() for k, v in fields.items()}
+    text: Msg | str = Msg.from_json(json.loads(data["text"])) if data["msg"] == "1" else data["text"]
+    return Entry(at=float(data["at"]), kind=data["kind"], who=data["who"], text=text, run=data["run"])

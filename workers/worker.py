@@ -1,0 +1,40 @@
+"""`drbot worker`: an RQ worker that advances runs, plus the reaper that revives orphaned runs.
+
+It is a SimpleWorker (no fork per job): dispatch takes about 4 ms instead of 15 ms, and SSH
+connections stay open across the jobs of one run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from procedures.clusters import Clusters
+from procedures.registry import PROCEDURES
+from workers import jobs, keys
+from workers.engine import Engine
+from workers.pools import PoolCache
+from workers.reaper import reap, reap_forever
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(redis: Redis, clusters: Clusters, lease_seconds: int = 10, burst: bool = False) -> None:
+    pools = PoolCache()
+    jobs.configure(Engine(redis, clusters, PROCEDURES, pools, lease_seconds=lease_seconds))
+    stop = threading.Event()
+    reap(redis)
+    reaper = threading.Thread(
+        target=reap_forever, args=(redis, stop, max(1.0, lease_seconds / 3)), name="reaper", daemon=True
+    )
+    reaper.start()
+    try:
+        SimpleWorker([Queue(keys.QUEUE, connection=redis)], connection=redis).work(
+            burst=burst, logging_level="WARNING"
+        )
+    finally:
+        stop.set()
+        pools.close_all()

@@ -1,0 +1,23 @@
+# `make demo` runs the main job (a DR drill on a local twin); `make test` runs the whole test suite.
+# Both do all the set-up a fresh Debian machine needs (scripts/setup.sh).
+
+.PHONY: setup demo test lint bench
+
+setup:
+	./scripts/setup.sh
+
+demo: setup
+	uv run drbot drill backup
+
+test: setup
+	uv run ruff check .
+	uv run pytest -q
+
+lint: setup
+	uv run ruff check .
+	uv run ruff format --check .
+
+bench: setup
+	uv run python bench/bot_latency.py
+	uv run python bench/ssh_fanout.py
+	uv run python bench/twin_up_down.py

@@ -139,17 +139,18 @@ class OutboxSender:
 
     def _head(self, channel: str) -> tuple[Entry, int] | None:
         """The entry to send next and how many list items it stands for (collapsed updates)."""
-        raw = self.redis.lrange(keys.outbox(channel), 0, COALESCE_WINDOW - 1)
-        if not raw:
+        key = keys.outbox(channel)
+        raw = self.redis.lindex(key, 0)
+        if raw is None:
             return None
         try:
-            entry = Entry.from_json(raw[0])
+            entry = Entry.from_json(raw)
         except (ValueError, TypeError) as exc:
-            self._dead(channel, {"raw": _text(raw[0])}, f"unreadable entry: {exc}", 1)
+            self._dead(channel, {"raw": _text(raw)}, f"unreadable entry: {exc}", 1)
             return self._head(channel)
         consumed = 1
         if entry.op == "update":
-            for item in raw[1:]:
+            for item in self.redis.lrange(key, 1, COALESCE_WINDOW - 1):
                 try:
                     nxt = Entry.from_json(item)
                 except (ValueError, TypeError):

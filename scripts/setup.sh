@@ -16,12 +16,6 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Debian starts sshd, etcd and Redis as services on install where systemd runs; the twin runs its
-# own sshd and etcd per simulated host, so a system etcd on the default ports would be in the way.
-if pgrep -x etcd >/dev/null && ! pgrep -f "drbot-twin" >/dev/null; then
-  pkill -x etcd || true
-fi
-
 if ! command -v uv >/dev/null; then
   echo "setup: installing uv"
   python3 -m pip install --quiet uv

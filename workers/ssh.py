@@ -51,10 +51,19 @@ class HostUnavailable(Exception):
     """A host could not be reached, trusted or logged into; the message is for the operator."""
 
 
-def remote_command(command: str, *, sudo: bool = False, env: Mapping[str, str] | None = None) -> str:
-    """The command line sent to sshd: with sudo it runs as `sudo -n -- [env K=V ...] sh -c '<command>'`.
+def remote_command(
+    command: str,
+    *,
+    sudo: bool = False,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> str:
+    """The command line sent to sshd.
 
-    `-n` makes a sudo that would prompt for a password fail at once instead of hanging the step.
+    With sudo: `sudo -n -- [env K=V ...] [timeout -k 10 N] sh -c '<command>'`. `-n` makes a sudo
+    that would prompt for a password fail at once instead of hanging the step. The remote
+    `timeout` stops a root command that outlives the step: sshd signals a timed-out command as the
+    login user, which cannot reach processes running as root.
     Raises ValueError for an environment variable name a shell cannot export.
     """
     assignments = []
@@ -67,7 +76,8 @@ def remote_command(command: str, *, sudo: bool = False, env: Mapping[str, str] |
         assignments.append(f"{name}={shlex.quote(value)}")
     if sudo:
         env_prefix = ["env", *assignments] if assignments else []
-        return " ".join(["sudo", "-n", "--", *env_prefix, "sh", "-c", shlex.quote(command)])
+        limit = ["timeout", "-k", "10", f"{timeout:g}"] if timeout is not None else []
+        return " ".join(["sudo", "-n", "--", *env_prefix, *limit, "sh", "-c", shlex.quote(command)])
     if assignments:
         return f"export {' '.join(assignments)}; {command}"
     return command
@@ -168,12 +178,21 @@ class SshPool:
                     connection.transport.close()
                     connection.transport = None
 
-    def preconnect(self, hosts: Sequence[Host], *, max_parallel: int = 10) -> dict[str, str]:
-        """Connect to `hosts` in parallel ahead of the first command; returns {host name: error}."""
+    def preconnect(
+        self, hosts: Sequence[Host], *, max_parallel: int = 10, warm: bool = True
+    ) -> dict[str, str]:
+        """Connect to `hosts` in parallel ahead of the first command; returns {host name: error}.
+
+        With `warm`, also opens and closes one session per host: sshd's first session after auth
+        takes ~45 ms to set up, and this way the first real command does not wait for it.
+        """
 
         def connect(host: Host) -> str:
             try:
-                self._transport(host, self.connect_timeout)
+                if warm:
+                    self._open_channel(host, time.monotonic() + self.connect_timeout).close()
+                else:
+                    self._transport(host, self.connect_timeout)
             except HostUnavailable as error:
                 return str(error)
             return ""
@@ -195,7 +214,9 @@ class SshPool:
         env: Mapping[str, str] | None = None,
     ) -> CommandResult:
         """Run `command` on `host` and wait for it (at most `timeout` seconds, connecting included)."""
-        return self._run(host, remote_command(command, sudo=sudo, env=env), sudo, timeout, stdin)
+        return self._run(
+            host, remote_command(command, sudo=sudo, env=env, timeout=timeout), sudo, timeout, stdin
+        )
 
     def run_many(
         self,
@@ -216,7 +237,7 @@ class SshPool:
         the other, and `stop_on_failure` skips the rest after the first host that does not exit 0
         (the skipped hosts get exit_code None and an error saying so).
         """
-        line = remote_command(command, sudo=sudo, env=env)
+        line = remote_command(command, sudo=sudo, env=env, timeout=timeout)
         if serial or len(hosts) <= 1 or max_parallel <= 1:
             results: list[CommandResult] = []
             for index, host in enumerate(hosts):
@@ -447,8 +468,7 @@ class SshPool:
                 stderr=stderr.text(),
                 duration=duration,
                 error=f"{_where(host)}: timed out after {timeout:g} s; the session was closed and the "
-                "command told to stop (it may keep running on the host if it ignores SIGTERM or runs "
-                "under sudo)",
+                "command told to stop (SIGTERM; with sudo, the host's `timeout` stops it)",
             )
         out_text, err_text = stdout.text(), stderr.text()
         status = channel.exit_status

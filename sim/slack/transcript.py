@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -46,18 +47,29 @@ def render_blocks(blocks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _mentions(ws: Workspace, line: str) -> str:
+    """<@U123> as @name and <#C123|name> as #name, as Slack displays them."""
+
+    def user(match: re.Match[str]) -> str:
+        found = ws.users.get(match.group(1))
+        return f"@{found.name}" if found else match.group(0)
+
+    line = re.sub(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>", user, line)
+    return re.sub(r"<#(C[A-Z0-9]+)\|([^>]*)>", r"#\2", line)
+
+
 def _clock(ts: str) -> str:
     return time.strftime("%H:%M:%S", time.localtime(float(ts)))
 
 
-def _body(text: str, blocks: list[dict[str, Any]] | None) -> list[str]:
+def _body(ws: Workspace, text: str, blocks: list[dict[str, Any]] | None) -> list[str]:
     lines = render_blocks(blocks) if blocks else text.splitlines()
-    return lines or [""]
+    return [_mentions(ws, line) for line in lines] or [""]
 
 
 def _message_lines(ws: Workspace, message: Message, indent: str, show_edits: bool) -> list[str]:
     who = ws.users[message.user].name if message.user in ws.users else message.user or message.bot_id
-    body = _body(message.text, message.blocks)
+    body = _body(ws, message.text, message.blocks)
     head = f"{indent}[{_clock(message.ts)}] {who}: {body[0]}"
     if message.edits:
         head += f"  (edited {len(message.edits)}x)"
@@ -69,13 +81,13 @@ def _message_lines(ws: Workspace, message: Message, indent: str, show_edits: boo
             lines.append(f'{pad}[file {uploaded.filename} "{uploaded.title}" {uploaded.length} bytes]')
     if show_edits:
         for n, edit in enumerate(message.edits, 1):
-            lines.append(f"{pad}~ version {n}: {_body(edit.text, edit.blocks)[0]}")
+            lines.append(f"{pad}~ version {n}: {_body(ws, edit.text, edit.blocks)[0]}")
     return lines
 
 
 def _ephemeral_lines(ws: Workspace, eph: Ephemeral, indent: str) -> list[str]:
     who = ws.users[eph.user].name if eph.user in ws.users else eph.user
-    body = _body(eph.text, eph.blocks)
+    body = _body(ws, eph.text, eph.blocks)
     head = f"{indent}[{_clock(eph.ts)}] (only visible to {who}) drbot: {body[0]}"
     if eph.edits:
         head += f"  (replaced {len(eph.edits)}x)"

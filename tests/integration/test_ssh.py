@@ -99,16 +99,20 @@ def _running(pattern: str) -> bool:
     return False
 
 
-def test_timeout_returns_output_so_far_and_stops_the_command(pool: SshPool, hosts: list[Host]) -> None:
-    result = pool.run(hosts[0], "echo started; echo warn >&2; sleep 37.25", timeout=1)
+@pytest.mark.parametrize("sudo", [False, True], ids=["user", "sudo"])
+def test_timeout_returns_output_so_far_and_stops_the_command(
+    pool: SshPool, hosts: list[Host], sudo: bool
+) -> None:
+    sleeper = f"sleep 37.{int(sudo)}5"
+    result = pool.run(hosts[0], f"echo started; echo warn >&2; {sleeper}", sudo=sudo, timeout=1)
     assert result.exit_code is None
     assert result.error.startswith("master-0 (127.0.0.60:")
     assert "timed out after 1 s" in result.error
     assert (result.stdout, result.stderr) == ("started\n", "warn\n")
     deadline = time.monotonic() + 5
-    while _running("sleep 37.25") and time.monotonic() < deadline:
+    while _running(sleeper) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _running("sleep 37.25")
+    assert not _running(sleeper)
     assert pool.run(hosts[0], "true").ok
 
 

@@ -96,7 +96,8 @@ class Sshd:
 
     def known_hosts_line(self) -> str:
         public = Path(f"{self.host_key}.pub").read_text().split()
-        return f"[{self.address}]:{self.port} {public[0]} {public[1]}\n"
+        name = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        return f"{name} {public[0]} {public[1]}\n"
 
     def log(self) -> str:
         return (self.directory / "sshd.log").read_text(errors="replace")
@@ -131,11 +132,13 @@ def running_sshd(
     *,
     user: str = TEST_USER,
     client_key: Path | None = None,
+    port: int | None = None,
     startup_timeout: float = 10.0,
 ) -> Iterator[Sshd]:
     """Start sshd on `address` (a 127.0.0.x address) and stop it on exit, even after a failure.
 
     `client_key` lets several servers accept the same key, like the hosts of one cluster.
+    `port` defaults to a free one.
     """
     ensure_user(user)
     ensure_user(PASSWORD_SUDO_USER, passwordless_sudo=False)
@@ -151,7 +154,7 @@ def running_sshd(
         authorized.write_text(Path(f"{client_key}.pub").read_text())
         authorized.chmod(0o644)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        port = free_port(address)
+        port = port or free_port(address)
         config = directory / "sshd_config"
         config.write_text(_sshd_config(directory, address, port, host_key))
         log_path = directory / "sshd.log"

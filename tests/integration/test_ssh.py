@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from procedures.clusters import Host
-from tests.sshd_fixture import PASSWORD_SUDO_USER, Sshd, free_port, generate_key, running_sshds
+from tests.sshd_fixture import (
+    PASSWORD_SUDO_USER,
+    Sshd,
+    free_port,
+    generate_key,
+    running_sshd,
+    running_sshds,
+)
 from workers.ssh import SshPool
 
 pytestmark = pytest.mark.skipif(
@@ -21,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 
 ADDRESSES = ("127.0.0.60", "127.0.0.61", "127.0.0.62")
 UNUSED_ADDRESS = "127.0.0.63"
+PORT_22_ADDRESS = "127.0.0.64"
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +139,24 @@ def test_changed_host_key_is_refused_and_command_not_run(
     assert "reinstalled or this is a man-in-the-middle" in result.error
     assert f"ssh-keygen -R '[{servers[1].address}]:{servers[1].port}' -f {known_hosts}" in result.error
     assert not marker.exists()
+
+
+def test_hashed_known_hosts_entries_are_accepted(pool: SshPool, servers: list[Sshd], tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(servers[2].known_hosts_line())
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(known_hosts)], check=True, capture_output=True)
+    assert known_hosts.read_text().startswith("|1|")
+    result = pool.run(servers[2].host("master-2", known_hosts=str(known_hosts)), "echo ok")
+    assert (result.exit_code, result.stdout) == (0, "ok\n"), result.error
+
+
+def test_port_22_is_looked_up_by_bare_address(pool: SshPool) -> None:
+    with running_sshd(PORT_22_ADDRESS, port=22) as server:
+        assert server.known_hosts.read_text().startswith(f"{PORT_22_ADDRESS} ssh-ed25519 ")
+        result = pool.run(server.host("master-22"), "echo $SSH_CONNECTION")
+        pool.close()
+    assert result.exit_code == 0, result.error
+    assert result.stdout.split()[2:] == [PORT_22_ADDRESS, "22"]
 
 
 def test_unknown_host_is_refused(pool: SshPool, servers: list[Sshd], tmp_path: Path) -> None:

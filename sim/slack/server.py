@@ -137,6 +137,8 @@ class SlackServer:
         return f"{self.root}response/{token}"
 
     def start(self, timeout: float = 5.0) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"the Slack simulator already runs on {self.root}; stop() it first")
         ready = threading.Event()
         failure: list[BaseException] = []
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
+import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -109,16 +112,21 @@ def test_refused_calls_are_dead_lettered_and_the_channel_moves_on(redis: Redis, 
     outbox.post("C0A", "bad blocks", blocks=too_long)
     outbox.post("C0NOPE", "nowhere")
     outbox.update("C0A", "never-posted", "edit of nothing")
+    outbox.respond(slack.server.root + "response/R-unknown", {"text": "late answer"}, "C0A")
     outbox.post("C0A", "after the bad ones")
 
     sender = sender_for(redis, slack)
     assert sender.drain(timeout=10)
 
     assert texts(slack, "C0A") == ["after the bad ones"]
-    errors = {d["entry"]["args"]["text"]: d["error"] for d in dead_letters(redis)}
+    errors = {
+        d["entry"]["args"].get("text", d["entry"]["args"].get("payload", {}).get("text")): d["error"]
+        for d in dead_letters(redis)
+    }
     assert "invalid_blocks" in errors["bad blocks"] and "3001 characters" in errors["bad blocks"]
     assert "channel_not_found" in errors["nowhere"]
     assert "never-posted" in errors["edit of nothing"]
+    assert "HTTP 404" in errors["late answer"]
 
 
 def test_failures_past_the_retry_budget_go_to_dead_letters(redis: Redis, slack: SlackSim) -> None:
@@ -136,6 +144,34 @@ def test_failures_past_the_retry_budget_go_to_dead_letters(redis: Redis, slack: 
     assert texts(slack, "C0A") == ["fine"]
     (dead,) = dead_letters(redis)
     assert dead["entry"]["args"]["text"] == "doomed" and "HTTP 500" in dead["error"]
+
+
+def free_port_outside_ephemeral_range() -> int:
+    """A port no outgoing connection will borrow meanwhile, so the simulator can bind it later."""
+    for port in random.sample(range(20_000, 32_000), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port between 20000 and 32000")
+
+
+def test_connection_errors_are_retried_until_slack_answers(redis: Redis) -> None:
+    port = free_port_outside_ephemeral_range()
+    outbox = Outbox(redis)
+    outbox.post("C0A", "sent once Slack is back")
+    offline = SlackSim(channels=CHANNELS, port=port)
+    sender = sender_for(redis, offline)
+    for _ in range(3):
+        sender.drain_once()
+        time.sleep(0.15)
+    assert sender.stats["retried"] >= 2 and outbox.pending("C0A") == 1
+    with offline:
+        assert sender.drain(timeout=10)
+        assert texts(offline, "C0A") == ["sent once Slack is back"]
+    assert dead_letters(redis) == []
 
 
 def test_pacing_stays_under_slack_posting_limit(redis: Redis, slack: SlackSim) -> None:

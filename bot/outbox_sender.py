@@ -22,7 +22,6 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -248,12 +247,12 @@ class OutboxSender:
         except (SlackRequestError, OSError) as exc:
             return Outcome("retry", f"{type(exc).__name__}: {exc}")
 
-    def service(self, channel: str, now_fn: Callable[[], float] = time.monotonic) -> int:
+    def service(self, channel: str) -> int:
         """Send the channel's due entries until it is empty or must wait; returns how many were handled."""
         state = self._state(channel)
         handled = 0
         while True:
-            if state.not_before > now_fn() or not self._hold_lock(channel):
+            if state.not_before > time.monotonic() or not self._hold_lock(channel):
                 return handled
             head = self._head(channel)
             if head is None:
@@ -264,19 +263,19 @@ class OutboxSender:
             method = METHOD[entry.op]
             wait = self.pacer.acquire(channel, method)
             if wait > 0:
-                state.not_before = now_fn() + wait
+                state.not_before = time.monotonic() + wait
                 return handled
             outcome = self._send(entry)
             if outcome.kind == "wait":
                 self._count("ratelimited")
                 self.pacer.hold(channel, outcome.retry_after, method)
-                state.not_before = now_fn() + outcome.retry_after
+                state.not_before = time.monotonic() + outcome.retry_after
                 log.info(
                     "outbox: %s rate limited on %s, waiting %.0f s", method, channel, outcome.retry_after
                 )
                 return handled
             if outcome.kind == "retry":
-                if self._retry_later(channel, state, entry, outcome, consumed, now_fn()):
+                if self._retry_later(channel, state, entry, outcome, consumed, time.monotonic()):
                     return handled
             elif outcome.kind == "dead":
                 self._dead(channel, json.loads(entry.to_json()), outcome.reason, consumed)
@@ -302,14 +301,6 @@ class OutboxSender:
         self._count("retried")
         log.warning("outbox: %s to %s failed (%s); retry in %.1f s", entry.op, channel, outcome.reason, delay)
         return True
-
-    def next_due(self) -> float | None:
-        """Seconds until some channel may send again (0 = now), or None when no outbox holds anything."""
-        channels = self.channels()
-        if not channels:
-            return None
-        now = time.monotonic()
-        return max(0.0, min(self._state(c).not_before - now for c in channels))
 
     def drain_once(self) -> int:
         """One pass over all channels in this thread, sending whatever is due now; returns entries handled."""

@@ -149,6 +149,8 @@ class SlackServer:
                 loop.run_until_complete(self._start_site())
             except BaseException as exc:
                 failure.append(exc)
+                loop.run_until_complete(self._stop_site())
+                loop.close()
                 ready.set()
                 return
             ready.set()
@@ -159,8 +161,10 @@ class SlackServer:
         self._thread = threading.Thread(target=run, name="slack-sim", daemon=True)
         self._thread.start()
         if not ready.wait(timeout):
+            self.stop()
             raise RuntimeError(f"the Slack simulator did not start within {timeout} s")
         if failure:
+            self._thread = None
             raise RuntimeError(
                 f"the Slack simulator could not listen on {self.host}:{self.port}: {failure[0]}"
             )

@@ -19,6 +19,7 @@ from .patches import apply_patch
 from .resources import ResourceType, find
 from .selectors import Predicate, field_selector, label_selector
 from .store import decode
+from .table import to_table, wants_table
 
 if TYPE_CHECKING:
     from .server import KubeApiServer
@@ -68,6 +69,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "drbot-twin-kubeapi"
     api: KubeApiServer  # set by the server on a subclass
+    _wrap: Callable[[dict], dict] | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         self.api.log_request(self.command, self.path, format % args)
@@ -198,7 +200,12 @@ class ApiHandler(BaseHTTPRequestHandler):
             if method == "GET" and (query.get("watch") or "").lower() in ("1", "true"):
                 self._watch(target, query)
             elif method == "GET":
-                self._send_json(200, self._list(target, query))
+                listing = self._list(target, query)
+                if self._table_wanted():
+                    rv = listing["metadata"]["resourceVersion"]
+                    self._send_json(200, to_table(res, listing["items"], rv, query.get("includeObject", "")))
+                else:
+                    self._send_json(200, listing)
             elif method == "POST":
                 if not isinstance(body, dict):
                     raise errors.bad_request(f"POST needs a {res.kind} object as a JSON body")
@@ -214,7 +221,12 @@ class ApiHandler(BaseHTTPRequestHandler):
             self._scale(target, body)
             return
         if method == "GET":
-            self._send_json(200, store.get(res, ns, name))
+            obj = store.get(res, ns, name)
+            if self._table_wanted() and sub is None:
+                rv = obj["metadata"]["resourceVersion"]
+                self._send_json(200, to_table(res, [obj], rv, query.get("includeObject", "")))
+            else:
+                self._send_json(200, obj)
         elif method == "PUT":
             if not isinstance(body, dict):
                 raise errors.bad_request(f"PUT needs a {res.kind} object as a JSON body")
@@ -229,6 +241,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self._send_json(200, store.delete(res, ns, name))
         else:
             raise errors.method_not_allowed(method)
+
+    def _table_wanted(self) -> bool:
+        return wants_table(self.headers.get("Accept", ""))
 
     def _patch(
         self, res: ResourceType, ns: str | None, name: str, sub: str | None, content_type: str, patch: Any
@@ -324,6 +339,13 @@ class ApiHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        as_table = self._table_wanted()
+        include = query.get("includeObject", "")
+        self._wrap = (
+            (lambda obj: to_table(res, [obj], obj["metadata"]["resourceVersion"], include))
+            if as_table
+            else None
+        )
         try:
             for item in initial:
                 self._chunk({"type": "ADDED", "object": item})
@@ -355,6 +377,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self._chunk(line)
 
     def _chunk(self, event: dict) -> None:
+        if self._wrap is not None:
+            event = {**event, "object": self._wrap(event["object"])}
         data = json.dumps(event).encode() + b"\n"
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()

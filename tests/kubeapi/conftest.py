@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client, config
 
 from sim.kubeapi import ClusterFacts, KubeApiServer, NodeFacts, seed_cluster
-from sim.kubeapi.certs import issue_cert, make_ca, write_pair
+from sim.kubeapi.certs import CertPair, issue_cert, make_ca, write_pair
 
 ETCD_HOST = "127.0.0.70"
 API_HOST = "127.0.0.71"
@@ -27,36 +27,52 @@ MASTERS = [
 
 
 class EtcdProcess:
-    """One real etcd member with client TLS; restartable, and restorable from a snapshot."""
+    """One real etcd member with client TLS; restartable, and restorable from a snapshot.
 
-    def __init__(self, root: Path) -> None:
+    `cluster` maps member names to their loopback addresses (one member by default)."""
+
+    def __init__(
+        self,
+        root: Path,
+        name: str = "t0",
+        host: str = ETCD_HOST,
+        cluster: dict[str, str] | None = None,
+        ca: CertPair | None = None,
+    ) -> None:
         self.root = root
+        self.name = name
+        self.host = host
+        self.cluster = cluster or {name: host}
         self.data_dir = root / "data"
         root.mkdir(parents=True, exist_ok=True)
-        ca = make_ca("etcd-signer")
+        ca = ca or make_ca("etcd-signer")
         self.ca = root / "ca.crt"
         self.ca.write_bytes(ca.cert_pem)
         self.server_cert, self.server_key = root / "server.crt", root / "server.key"
         self.client_cert, self.client_key = root / "client.crt", root / "client.key"
-        write_pair(issue_cert(ca, "etcd", [ETCD_HOST, "localhost"]), self.server_cert, self.server_key)
+        write_pair(issue_cert(ca, "etcd", [host, "localhost"]), self.server_cert, self.server_key)
         write_pair(
             issue_cert(ca, "kube-apiserver-etcd-client", [], server=False), self.client_cert, self.client_key
         )
-        self.endpoint = f"https://{ETCD_HOST}:2379"
+        self.endpoint = f"https://{host}:2379"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    @property
+    def initial_cluster(self) -> str:
+        return ",".join(f"{name}=http://{host}:2380" for name, host in self.cluster.items())
+
+    def launch(self) -> None:
         log = open(self.root / "etcd.log", "ab")  # noqa: SIM115 - the child keeps it open
         self.proc = subprocess.Popen(
             [
                 "etcd",
-                "--name=t0",
+                f"--name={self.name}",
                 f"--data-dir={self.data_dir}",
                 f"--listen-client-urls={self.endpoint}",
                 f"--advertise-client-urls={self.endpoint}",
-                f"--listen-peer-urls=http://{ETCD_HOST}:2380",
-                f"--initial-advertise-peer-urls=http://{ETCD_HOST}:2380",
-                f"--initial-cluster=t0=http://{ETCD_HOST}:2380",
+                f"--listen-peer-urls=http://{self.host}:2380",
+                f"--initial-advertise-peer-urls=http://{self.host}:2380",
+                f"--initial-cluster={self.initial_cluster}",
                 f"--cert-file={self.server_cert}",
                 f"--key-file={self.server_key}",
                 f"--trusted-ca-file={self.ca}",
@@ -66,6 +82,9 @@ class EtcdProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
+
+    def wait_healthy(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.etcdctl("endpoint", "health", check=False).returncode == 0:
@@ -74,6 +93,10 @@ class EtcdProcess:
                 break
             time.sleep(0.2)
         raise RuntimeError(f"etcd did not become healthy; see {self.root / 'etcd.log'}")
+
+    def start(self) -> None:
+        self.launch()
+        self.wait_healthy()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -112,10 +135,10 @@ class EtcdProcess:
                 "snapshot",
                 "restore",
                 str(snapshot),
-                "--name=t0",
+                f"--name={self.name}",
                 f"--data-dir={self.data_dir}",
-                f"--initial-cluster=t0=http://{ETCD_HOST}:2380",
-                f"--initial-advertise-peer-urls=http://{ETCD_HOST}:2380",
+                f"--initial-cluster={self.initial_cluster}",
+                f"--initial-advertise-peer-urls=http://{self.host}:2380",
             ],
             env={**os.environ, "ETCDCTL_API": "3"},
             capture_output=True,

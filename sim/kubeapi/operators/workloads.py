@@ -60,11 +60,12 @@ def _pod_from_template(owner: dict, name: str, node_name: str | None) -> dict:
 def _running_status(pod: dict) -> dict:
     stamp = now_rfc3339()
     containers = pod["spec"].get("containers") or []
+    # A stable address per pod inside the seeded cluster network 10.128.0.0/14.
+    digest = hashlib.sha256(pod["metadata"]["uid"].encode()).digest()
     return {
         "phase": "Running",
         "startTime": stamp,
-        "hostIP": "10.0.0.1",
-        "podIP": "10.128.0.10",
+        "podIP": f"10.{128 + digest[0] % 4}.{digest[1]}.{2 + digest[2] % 250}",
         "conditions": [
             {"type": kind, "status": "True", "lastTransitionTime": stamp}
             for kind in ("Initialized", "Ready", "ContainersReady", "PodScheduled")

@@ -66,7 +66,7 @@ def status_message(
     """The one status message per run, edited in place as the run moves."""
     title = t(procedure.title, language)
     headline = t(f"status.{run.status}", language)
-    text = t("status.fallback", language, procedure=title, cluster=run.cluster, status=headline)
+    text = t("status.fallback", language, procedure=title, cluster=run.cluster, run=run.id, status=headline)
     steps = procedure.steps
     facts = t(
         "status.facts",

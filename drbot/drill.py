@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drbot.stage import CHANNEL, Stage
+from drbot.stage import CHANNEL, Stage, StageError
 from procedures.clusters import Host, load_clusters
 from procedures.i18n import t
 from workers.timeline import Timeline
@@ -26,6 +27,7 @@ from workers.timeline import Timeline
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 """The drill empties this database before it starts: keep it apart from a real drbot's."""
 RUN_TIMEOUT = 300
+RUN_ID = re.compile(r"run `(r[0-9a-f]+)`")
 
 
 @dataclass
@@ -90,9 +92,9 @@ def run_drill(args: argparse.Namespace) -> int:
 def backup_drill(stage: Stage, report: Report) -> None:
     cluster = load_clusters(stage.config).names()[0]
     with report.phase(f"alice types /dr backup {cluster}"):
-        status, _ = stage.slack.slash("U0ALICE", CHANNEL, f"backup {cluster}")
+        status, body = stage.slack.slash("U0ALICE", CHANNEL, f"backup {cluster}")
         report.check(status == 200, f"/dr backup acknowledged (HTTP {status})")
-        final = wait_for_run_end(stage)
+        final = wait_for_run_end(stage, started_run(body))
         report.check(t("status.succeeded") in final, "the status message says the backup succeeded")
     with report.phase("check the backup on the host over SSH"):
         listing = ssh(stage, "sudo ls -l /home/core/assets/backup")
@@ -105,17 +107,25 @@ def backup_drill(stage: Stage, report: Report) -> None:
 SCENARIOS: dict[str, Callable[[Stage, Report], None]] = {"backup": backup_drill}
 
 
-def wait_for_run_end(stage: Stage, timeout: float = RUN_TIMEOUT) -> str:
-    """The text of the status message once its run has ended."""
+def started_run(body: str) -> str:
+    """The run id in drbot's answer to a command that started a run."""
+    found = RUN_ID.search(body)
+    if not found:
+        raise StageError(f"drbot did not start a run: {body}")
+    return found.group(1)
+
+
+def wait_for_run_end(stage: Stage, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
+    """The text of the run's status message once the run has ended."""
     ended = [t(f"status.{s}") for s in ("succeeded", "failed", "aborted")]
 
     def status_text() -> str:
         for message in stage.slack.messages(CHANNEL):
-            if any(word in message.text for word in ended):
+            if f"(run {run_id})" in message.text and any(word in message.text for word in ended):
                 return message.text
         return ""
 
-    return stage.wait_for(status_text, timeout, "the run to end")
+    return stage.wait_for(status_text, timeout, f"run {run_id} to end")
 
 
 def ssh(stage: Stage, command: str, host: Host | None = None) -> str:

@@ -64,12 +64,14 @@ class Stage:
         lease_seconds: int = 3,
         keep_twin: bool = False,
         start_twin: bool = True,
+        first_address: str | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.redis_url = redis_url
         self.lease_seconds = lease_seconds
         self.keep_twin = keep_twin
         self.start_twin = start_twin
+        self.first_address = first_address
         self.port = free_port()
         self.slack = SlackSim(
             f"http://127.0.0.1:{self.port}/slack/events",
@@ -116,7 +118,8 @@ class Stage:
     def up(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         if self.start_twin:
-            twin("up", "--dir", str(self.directory))
+            where = ["--first-address", self.first_address] if self.first_address else []
+            twin("up", "--dir", str(self.directory), *where)
             self._twin_started = True
         if not self.config.exists():
             raise StageError(f"{self.config} does not exist: is a twin running in {self.directory}?")

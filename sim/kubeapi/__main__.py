@@ -100,6 +100,15 @@ def _seed_when_ready(server: KubeApiServer, facts: ClusterFacts, stop: threading
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return _run(args)
+    except (ValueError, OSError) as exc:
+        # Bad endpoints, unreadable certificate files, a taken address: say which, without a traceback.
+        print(f"python -m sim.kubeapi: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     server = KubeApiServer(
         etcd_endpoints=args.etcd_endpoints.split(","),
         etcd_ca=args.etcd_cacert,
@@ -115,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         run_operators=not args.no_operators,
         cluster_name=args.cluster_name,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server.start()
-    print(f"kubeapi listening on {server.url}; kubeconfig {server.kubeconfig_path}", flush=True)
+    facts = None
     if not args.no_seed:
         kwargs = {"workers": _nodes(args.workers, "--workers")} if args.workers is not None else {}
         facts = ClusterFacts(
@@ -128,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             cluster_name=args.cluster_name,
             **kwargs,
         )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server.start()
+    print(f"kubeapi listening on {server.url}; kubeconfig {server.kubeconfig_path}", flush=True)
+    if facts is not None:
         _seed_when_ready(server, facts, stop)
     stop.wait()
     server.stop()

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import http.client
 import json
+import os
 import socket
 import ssl
 import threading
@@ -71,16 +72,25 @@ class _Endpoint:
         self._idle: list[http.client.HTTPSConnection] = []
         self._lock = threading.Lock()
 
-    def connect(self, timeout: float) -> http.client.HTTPSConnection:
+    def connect(self, timeout: float) -> tuple[http.client.HTTPSConnection, bool]:
+        """A pooled connection if there is one (reused=True), else a new one."""
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = http.client.HTTPSConnection(self.host, self.port, context=self._context, timeout=timeout)
-        else:
-            conn.timeout = timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-        return conn
+            return self.fresh(timeout), False
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn, True
+
+    def fresh(self, timeout: float) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, self.port, context=self._context, timeout=timeout)
+
+    def drop_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def release(self, conn: http.client.HTTPSConnection) -> None:
         with self._lock:
@@ -88,6 +98,14 @@ class _Endpoint:
                 self._idle.append(conn)
                 return
         conn.close()
+
+
+def _exchange(
+    conn: http.client.HTTPSConnection, path: str, body: dict
+) -> tuple[http.client.HTTPResponse, bytes]:
+    conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response, response.read()
 
 
 class EtcdClient:
@@ -102,6 +120,11 @@ class EtcdClient:
     ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed, e.g. https://127.0.0.11:2379")
+        for label, path in (("CA", ca_file), ("client certificate", cert_file), ("client key", key_file)):
+            if not os.path.isfile(path):
+                raise ValueError(
+                    f"etcd {label} file {path!r} does not exist; pass the twin's etcd client TLS files"
+                )
         context = ssl.create_default_context(cafile=ca_file)
         context.load_cert_chain(cert_file, key_file)
         self._endpoints = [_Endpoint(url, context) for url in endpoints]
@@ -122,15 +145,23 @@ class EtcdClient:
             # Leave time for the other members: a stuck one must not eat the whole budget.
             share = remaining if attempt == count - 1 else max(remaining / (count - attempt), 0.4)
             endpoint = self._endpoints[index]
-            conn = endpoint.connect(share)
+            conn, reused = endpoint.connect(share)
             try:
-                conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                payload = response.read()
+                response, payload = _exchange(conn, path, body)
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                errors.append(f"{endpoint.url}: {exc or type(exc).__name__}")
-                continue
+                if not reused or isinstance(exc, TimeoutError):
+                    errors.append(f"{endpoint.url}: {exc or type(exc).__name__}")
+                    continue
+                # A restarted member leaves every pooled connection dead: retry once on a new one.
+                endpoint.drop_idle()
+                conn = endpoint.fresh(share)
+                try:
+                    response, payload = _exchange(conn, path, body)
+                except (OSError, http.client.HTTPException) as retry_exc:
+                    conn.close()
+                    errors.append(f"{endpoint.url}: {retry_exc or type(retry_exc).__name__}")
+                    continue
             if response.status != 200:
                 conn.close()
                 errors.append(f"{endpoint.url}: HTTP {response.status} {payload[:200]!r}")

@@ -43,15 +43,8 @@ def test_503_while_etcd_is_down_and_back_after(api_client: client.ApiClient, etc
         assert "etcd" in json.loads(down.value.body)["message"]
     finally:
         etcd.start()
-    wait_for(lambda: _answers(core), what="the API to answer again after etcd restarted")
-
-
-def _answers(core: client.CoreV1Api) -> bool:
-    try:
-        core.read_namespace("payments", _request_timeout=REQUEST_TIMEOUT)
-    except ApiException:
-        return False
-    return True
+    # Pooled connections to the old etcd process are dead; the first request must still succeed.
+    assert core.read_namespace("payments", _request_timeout=REQUEST_TIMEOUT).metadata.name == "payments"
 
 
 def test_snapshot_restore_brings_deleted_namespace_back(
@@ -69,7 +62,6 @@ def test_snapshot_restore_brings_deleted_namespace_back(
     assert gone.value.status == 404
     assert core.list_namespaced_secret("payments").items == []
     etcd.restore(snapshot)
-    wait_for(lambda: _answers(core), what="the API to answer after the restore")
     assert core.read_namespace("payments").status.phase == "Active"
     assert apps.read_namespaced_deployment("payments-api", "payments").spec.replicas == 2
     assert core.read_namespaced_secret("payments-api-db", "payments").data["username"]

@@ -1,0 +1,197 @@
+"""Host init: the first process of a twin host, started by `unshare --mount --propagation private`.
+
+It bind-mounts the host's own directories, then supervises sshd and the kubelet simulator like
+systemd would: units.json says which units should be active; SIGUSR1 makes it re-read that file and
+act on restart requests. SIGTERM powers the host off: every process in its mount namespace ends.
+Standard library only (system python3): the project's venv lives under /root, which is mounted over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+
+try:
+    from sim.twin import runtime
+except ImportError:  # run as a script by the system python inside a host
+    import runtime  # type: ignore[no-redef]
+
+MS_BIND = 4096
+MS_REC = 16384
+PR_SET_CHILD_SUBREAPER = 36
+HERE = os.path.dirname(os.path.abspath(__file__))
+UNITS = {
+    "sshd": ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
+    "kubelet": ["/usr/bin/python3", "-s", os.path.join(HERE, "kubelet.py")],
+}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def bind(source: str, target: str) -> None:
+    if _libc.mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount --bind {source} {target}: {os.strerror(errno)}")
+
+
+def same_namespace_pids() -> list[int]:
+    """Every other process in this host's mount namespace (sessions, sudo, containers, ...)."""
+    mine = os.readlink("/proc/self/ns/mnt")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{entry}/ns/mnt") == mine:
+                    pids.append(int(entry))
+    return pids
+
+
+class HostInit:
+    def __init__(self, node_name: str) -> None:
+        self.node_name = node_name
+        self.pids: dict[str, int] = {}
+        self.status: dict = {"pids": {}, "restarted": {}, "powered_off": False}
+        self.wake = False
+        self.stopping = False
+
+    def start(self, unit: str) -> None:
+        env = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "TWIN_NODE_NAME": self.node_name,
+        }
+        with open(os.path.join(runtime.STATE_DIR, f"{unit}.log"), "ab") as out:
+            process = subprocess.Popen(
+                UNITS[unit], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd="/"
+            )
+        self.pids[unit] = process.pid
+        self.publish()
+
+    def stop(self, unit: str) -> None:
+        pid = self.pids.pop(unit, None)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while runtime.alive(pid) and time.monotonic() < deadline:
+                self.reap()
+                time.sleep(0.05)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.publish()
+
+    def publish(self) -> None:
+        self.status["pids"] = dict(self.pids)
+        runtime.write_json(runtime.UNIT_STATUS, self.status)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            for unit, unit_pid in list(self.pids.items()):
+                if unit_pid == pid:
+                    del self.pids[unit]
+
+    def power_off_containers(self) -> None:
+        """What a powered-off host leaves: no container runs any more."""
+        with runtime.locked_state() as state:
+            for record in state["containers"]:
+                if record["state"] == runtime.RUNNING:
+                    if record.get("pid"):
+                        runtime.stop_process_group(record["pid"], 5.0)
+                    runtime.mark_exited(record, 137)
+            state["pods"] = {}
+
+    def reconcile(self) -> None:
+        units = runtime.read_json(runtime.UNITS, {})
+        wanted = units.get("wanted", {})
+        for unit in UNITS:
+            token = units.get("restart", {}).get(unit)
+            if token and token != self.status["restarted"].get(unit):
+                self.stop(unit)
+                self.status["restarted"][unit] = token
+            if wanted.get(unit, "active") == "active":
+                if unit not in self.pids:
+                    self.start(unit)
+            elif unit in self.pids:
+                self.stop(unit)
+        powered_off = units.get("power") == "off"
+        if powered_off and not self.status["powered_off"]:
+            self.power_off_containers()
+            for pid in same_namespace_pids():
+                if pid not in self.pids.values():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+        self.status["powered_off"] = powered_off
+        self.publish()
+
+    def shutdown(self) -> None:
+        for unit in ("sshd", "kubelet"):
+            self.stop(unit)
+        with contextlib.suppress(OSError):
+            self.power_off_containers()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in same_namespace_pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 2
+            while same_namespace_pids() and time.monotonic() < deadline:
+                self.reap()
+                time.sleep(0.05)
+        self.reap()
+
+    def run(self) -> int:
+        def on_signal(signum: int, _frame: object) -> None:
+            if signum == signal.SIGTERM:
+                self.stopping = True
+            self.wake = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGUSR1, on_signal)
+        signal.signal(signal.SIGCHLD, on_signal)
+        while not self.stopping:
+            self.reap()
+            self.reconcile()
+            for _ in range(20):
+                if self.wake or self.stopping:
+                    break
+                time.sleep(0.05)
+            self.wake = False
+        self.shutdown()
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--root", required=True, help="DIR/hosts/<host>/root, whose subdirectories become the host's own"
+    )
+    parser.add_argument("--node-name", required=True)
+    parser.add_argument("--mount", action="append", default=[], metavar="TARGET=SUBDIR")
+    args = parser.parse_args(argv)
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    for item in args.mount:
+        target, subdir = item.split("=", 1)
+        bind(os.path.join(args.root, subdir), target)
+    os.makedirs(runtime.STATE_DIR, exist_ok=True)
+    with open(runtime.HOSTINIT_PID, "w") as handle:
+        handle.write(f"{os.getpid()}\n")
+    # `down` finds every process of this host by its mount namespace, even if this process is gone.
+    with open(runtime.MOUNT_NAMESPACE, "w") as handle:
+        handle.write(os.readlink("/proc/self/ns/mnt") + "\n")
+    os.chdir("/")
+    print(f"host init {os.getpid()} for {args.node_name} ready", flush=True)
+    return HostInit(args.node_name).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

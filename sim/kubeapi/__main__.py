@@ -75,6 +75,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--upi", action="store_true", help="user-provisioned: kubelet-serving CSRs need a human"
     )
+    parser.add_argument(
+        "--replace-deleted-masters",
+        action="store_true",
+        help="act like a ControlPlaneMachineSet: a deleted master Machine gets a replacement automatically",
+    )
     up = parser.add_mutually_exclusive_group()
     up.add_argument("--up-file", help="the control plane counts as up only while this file exists")
     up.add_argument("--up-command", help="shell command; exit status 0 means the control plane is up")
@@ -122,6 +127,7 @@ def _run(args: argparse.Namespace) -> int:
         installer_provisioned=not args.upi,
         timing=Timing.realistic() if args.realistic else Timing.fast(),
         run_operators=not args.no_operators,
+        replace_deleted_masters=args.replace_deleted_masters,
         cluster_name=args.cluster_name,
     )
     facts = None

@@ -138,7 +138,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             body = self._read_body() if self.command in ("POST", "PUT", "PATCH", "DELETE") else None
             if not self._authorized():
                 raise errors.unauthorized()
-            if not self.api.control_plane_up():
+            if not self.api.is_up():
                 raise errors.unavailable("the control plane is down: no kube-apiserver is running")
             self._route(url.path.rstrip("/") or "/", query, body)
         except errors.ApiError as exc:
@@ -366,7 +366,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 1
                 # A real watch ends when the apiserver goes away; clients then re-list.
-                if not self.api.control_plane_up():
+                if not self.api.is_up():
                     return
             if event is None:
                 continue

@@ -76,6 +76,7 @@ class KubeApiServer:
         installer_provisioned: bool = True,
         timing: Timing | None = None,
         run_operators: bool = True,
+        replace_deleted_masters: bool = False,
         cluster_name: str = "twin",
     ) -> None:
         self.host = host
@@ -94,7 +95,8 @@ class KubeApiServer:
             self.store,
             timing or Timing.fast(),
             installer_provisioned=installer_provisioned,
-            is_up=self._api_up,
+            replace_deleted_masters=replace_deleted_masters,
+            is_up=self.is_up,
             ca=lambda: self.ca,
         )
         self._run_operators = run_operators
@@ -190,8 +192,13 @@ class KubeApiServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _api_up(self) -> bool:
-        return self.control_plane_up()
+    def is_up(self) -> bool:
+        try:
+            return bool(self.control_plane_up())
+        except Exception:
+            # A broken probe must not turn into 500s: treat it as "no kube-apiserver running".
+            log.exception("control_plane_up check failed; answering as down")
+            return False
 
     # ----- used by the handler -----
 

@@ -188,3 +188,61 @@ def test_deleted_ovnkube_node_pod_is_recreated(api_client: client.ApiClient) -> 
         )
 
     wait_for(replaced, what="a new Running ovnkube-node pod on the node")
+
+
+def test_node_ready_hook(api_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(api_client)
+    node = MASTERS[1].name
+
+    def post_ready(ready: bool) -> None:
+        api_client.call_api(
+            f"/sim/v1/nodes/{node}/ready",
+            "POST",
+            body={"ready": ready},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+        )
+
+    def ready_status() -> str:
+        return next(c.status for c in core.read_node(node).status.conditions if c.type == "Ready")
+
+    post_ready(False)
+    assert ready_status() == "Unknown"
+    post_ready(True)
+    assert ready_status() == "True"
+
+
+def test_deleting_a_deployment_collects_its_pods(api_client: client.ApiClient) -> None:
+    apps = client.AppsV1Api(api_client)
+    core = client.CoreV1Api(api_client)
+    assert core.list_namespaced_pod("inventory", label_selector="app=inventory-web").items
+    apps.delete_namespaced_deployment("inventory-web", "inventory")
+    wait_for(
+        lambda: not core.list_namespaced_pod("inventory", label_selector="app=inventory-web").items,
+        what="the deployment's pods to be garbage-collected",
+    )
+
+
+def test_control_plane_machine_set_mode_replaces_a_deleted_master(
+    api_server: KubeApiServer, api_client: client.ApiClient
+) -> None:
+    custom = client.CustomObjectsApi(api_client)
+    group = ("machine.openshift.io", "v1beta1", "openshift-machine-api", "machines")
+    before = {m["metadata"]["name"] for m in custom.list_namespaced_custom_object(*group)["items"]}
+    api_server.operators.machines.replace_deleted_masters = True
+    try:
+        custom.delete_namespaced_custom_object(*group, "twin-x7k2p-master-0")
+
+        def replacement() -> dict | None:
+            items = custom.list_namespaced_custom_object(*group)["items"]
+            new = [m for m in items if m["metadata"]["name"] not in before]
+            running = [m for m in new if m.get("status", {}).get("phase") == "Running"]
+            names = {m["metadata"]["name"] for m in items}
+            return running[0] if running and "twin-x7k2p-master-0" not in names else None
+
+        machine = wait_for(replacement, what="a Running replacement for the deleted master")
+    finally:
+        api_server.operators.machines.replace_deleted_masters = False
+    assert isinstance(machine, dict)
+    assert machine["metadata"]["name"] == "twin-x7k2p-master-4"
+    assert machine["metadata"]["labels"]["machine.openshift.io/cluster-api-machine-role"] == "master"

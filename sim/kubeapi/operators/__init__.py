@@ -44,6 +44,7 @@ class Operators:
         timing: Timing,
         *,
         installer_provisioned: bool,
+        replace_deleted_masters: bool = False,
         is_up: Callable[[], bool],
         ca: Callable[[], CertPair | None],
     ) -> None:
@@ -52,10 +53,13 @@ class Operators:
         self.csr = CsrController(
             store, ca, auto_approve_serving=installer_provisioned, approve_delay=timing.csr_auto_approve
         )
+        self.machines = MachineController(
+            store, timing.machine_step, replace_deleted_masters=replace_deleted_masters
+        )
         self._controllers = (
             StaticPodController(store, timing.revision_step),
             self.csr,
-            MachineController(store, timing.machine_step),
+            self.machines,
             WorkloadController(store, timing.pod_start),
         )
         self._stop = threading.Event()

@@ -48,9 +48,14 @@ def node_for_machine(machine: dict, address: str) -> dict:
 
 
 class MachineController:
-    def __init__(self, store: ObjectStore, step_seconds: float) -> None:
+    def __init__(
+        self, store: ObjectStore, step_seconds: float, *, replace_deleted_masters: bool = False
+    ) -> None:
         self.store = store
         self.step_seconds = step_seconds
+        # What a ControlPlaneMachineSet does; off by default because the 4.12-4.17 runbook has the
+        # operator create the replacement by hand (step 10), and both would make four masters.
+        self.replace_deleted_masters = replace_deleted_masters
         self._since: dict[str, float] = {}
 
     def reconcile(self) -> None:
@@ -132,3 +137,29 @@ class MachineController:
 
         self.store.modify(MACHINES, meta["namespace"], meta["name"], release)
         self._since.pop(uid, None)
+        role = (meta.get("labels") or {}).get("machine.openshift.io/cluster-api-machine-role")
+        if self.replace_deleted_masters and role == "master":
+            self.store.create(
+                MACHINES, meta["namespace"], replacement_machine(machine, self._next_master_name(meta))
+            )
+
+    def _next_master_name(self, meta: dict) -> str:
+        """The next free index, as the runbook says: ...-master-0 is replaced by ...-master-3."""
+        stem = meta["name"].rsplit("-", 1)[0]
+        taken = {m["metadata"]["name"] for m in self.store.list(MACHINES, meta["namespace"])[0]}
+        index = 3
+        while f"{stem}-{index}" in taken:
+            index += 1
+        return f"{stem}-{index}"
+
+
+def replacement_machine(old: dict, name: str) -> dict:
+    """The edit the runbook asks for: no status, providerID, annotations, generation, rv or uid."""
+    meta = old["metadata"]
+    spec = {key: value for key, value in old.get("spec", {}).items() if key != "providerID"}
+    return {
+        "apiVersion": old["apiVersion"],
+        "kind": old["kind"],
+        "metadata": {"name": name, "namespace": meta["namespace"], "labels": dict(meta.get("labels") or {})},
+        "spec": spec,
+    }

@@ -13,6 +13,7 @@ from ..store import ObjectStore, now_rfc3339, random_suffix
 from .common import CLAIMS, DAEMONSETS, DEPLOYMENTS, NAMESPACES, NODES, PODS, STATEFULSETS, node_ready
 
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
+WORKLOAD_KINDS = ("DaemonSet", "Deployment", "StatefulSet")
 
 
 def _matches(labels: dict, selector: dict) -> bool:
@@ -100,12 +101,17 @@ class WorkloadController:
         self._release_claims()
         nodes = self.store.list(NODES)[0]
         pods = self.store.list(PODS)[0]
-        for ds in self.store.list(DAEMONSETS)[0]:
+        daemonsets = self.store.list(DAEMONSETS)[0]
+        for ds in daemonsets:
             self._daemonset(ds, nodes, pods)
-        for deploy in self.store.list(DEPLOYMENTS)[0]:
+        deployments = self.store.list(DEPLOYMENTS)[0]
+        for deploy in deployments:
             self._replicas(DEPLOYMENTS, deploy, pods, nodes, stateful=False)
-        for sts in self.store.list(STATEFULSETS)[0]:
+        statefulsets = self.store.list(STATEFULSETS)[0]
+        for sts in statefulsets:
             self._replicas(STATEFULSETS, sts, pods, nodes, stateful=True)
+        owners = {o["metadata"]["uid"] for o in (*daemonsets, *deployments, *statefulsets)}
+        self._collect_orphans(pods, owners)
         self._kubelets(self.store.list(PODS)[0], nodes)
 
     def _release_claims(self) -> None:
@@ -126,6 +132,17 @@ class WorkloadController:
             except ApiError as exc:
                 if exc.code != 404:
                     raise
+
+    def _collect_orphans(self, pods: list[dict], owners: set[str]) -> None:
+        """The garbage collector: pods whose controlling workload is gone are deleted with it."""
+        for pod in pods:
+            refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("controller")]
+            if refs and refs[0].get("kind") in WORKLOAD_KINDS and refs[0].get("uid") not in owners:
+                try:
+                    self.store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
 
     def _create_pod(self, pod: dict) -> None:
         try:

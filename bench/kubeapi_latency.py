@@ -22,28 +22,32 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from sim.kubeapi import ClusterFacts, KubeApiServer, NodeFacts, seed_cluster
-from sim.kubeapi.certs import issue_cert, make_ca, write_pair
+from sim.kubeapi.certs import CertPair, issue_cert, make_ca, write_pair
 
 ETCD_HOST = "127.0.0.77"
 API_HOST = "127.0.0.78"
+QUORUM_HOST = "127.0.0.79"
 
 
-def start_etcd(root: Path) -> subprocess.Popen:
-    ca = make_ca("bench-etcd")
+def start_member(
+    root: Path, name: str, host: str, ports: tuple[int, int], cluster: str, ca: CertPair
+) -> Member:
+    """One etcd member with client TLS; `ports` is (client, peer), `cluster` the --initial-cluster value."""
+    root.mkdir(parents=True)
     (root / "ca.crt").write_bytes(ca.cert_pem)
-    write_pair(issue_cert(ca, "etcd", [ETCD_HOST]), root / "server.crt", root / "server.key")
+    write_pair(issue_cert(ca, "etcd", [host]), root / "server.crt", root / "server.key")
     write_pair(issue_cert(ca, "client", [], server=False), root / "client.crt", root / "client.key")
-    endpoint = f"https://{ETCD_HOST}:2379"
+    endpoint = f"https://{host}:{ports[0]}"
     proc = subprocess.Popen(
         [
             "etcd",
-            "--name=b0",
+            f"--name={name}",
             f"--data-dir={root / 'data'}",
             f"--listen-client-urls={endpoint}",
             f"--advertise-client-urls={endpoint}",
-            f"--listen-peer-urls=http://{ETCD_HOST}:2380",
-            f"--initial-advertise-peer-urls=http://{ETCD_HOST}:2380",
-            f"--initial-cluster=b0=http://{ETCD_HOST}:2380",
+            f"--listen-peer-urls=http://{host}:{ports[1]}",
+            f"--initial-advertise-peer-urls=http://{host}:{ports[1]}",
+            f"--initial-cluster={cluster}",
             f"--cert-file={root / 'server.crt'}",
             f"--key-file={root / 'server.key'}",
             f"--trusted-ca-file={root / 'ca.crt'}",
@@ -52,22 +56,52 @@ def start_etcd(root: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    health = [
-        "etcdctl",
-        f"--endpoints={endpoint}",
-        f"--cacert={root / 'ca.crt'}",
-        f"--cert={root / 'client.crt'}",
-        f"--key={root / 'client.key'}",
-        "endpoint",
-        "health",
-    ]
-    for _ in range(100):
+    return Member(root, endpoint, proc)
+
+
+class Member:
+    def __init__(self, root: Path, endpoint: str, proc: subprocess.Popen) -> None:
+        self.root = root
+        self.endpoint = endpoint
+        self.proc = proc
+
+    def wait_healthy(self) -> None:
+        health = [
+            "etcdctl",
+            f"--endpoints={self.endpoint}",
+            f"--cacert={self.root / 'ca.crt'}",
+            f"--cert={self.root / 'client.crt'}",
+            f"--key={self.root / 'client.key'}",
+            "endpoint",
+            "health",
+        ]
         env = {**os.environ, "ETCDCTL_API": "3"}
-        if subprocess.run(health, env=env, capture_output=True).returncode == 0:
-            return proc
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("etcd did not start")
+        for _ in range(100):
+            if subprocess.run(health, env=env, capture_output=True).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"etcd at {self.endpoint} did not become healthy")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def server_for(members: list[Member], root: Path, host: str) -> KubeApiServer:
+    first = members[0].root
+    return KubeApiServer(
+        etcd_endpoints=[m.endpoint for m in members],
+        etcd_ca=first / "ca.crt",
+        etcd_cert=first / "client.crt",
+        etcd_key=first / "client.key",
+        state_dir=root,
+        host=host,
+    )
 
 
 def measure(label: str, count: int, call: Callable[[int], object]) -> None:
@@ -122,15 +156,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="kubeapi-bench-"))
-    etcd = start_etcd(root)
-    server = KubeApiServer(
-        etcd_endpoints=[f"https://{ETCD_HOST}:2379"],
-        etcd_ca=root / "ca.crt",
-        etcd_cert=root / "client.crt",
-        etcd_key=root / "client.key",
-        state_dir=root / "api",
-        host=API_HOST,
+    etcd = start_member(
+        root / "etcd", "b0", ETCD_HOST, (2379, 2380), f"b0=http://{ETCD_HOST}:2380", make_ca("bench")
     )
+    etcd.wait_healthy()
+    server = server_for([etcd], root / "api", API_HOST)
     try:
         server.start()
         masters = [NodeFacts(f"master-{i}", f"127.0.0.{11 + i}") for i in range(3)]
@@ -169,8 +199,7 @@ def main() -> None:
         )
         measure("delete configmap", n, lambda i: core.delete_namespaced_config_map(f"c-{i}", "bench"))
         watch_delay(core, min(n, 50))
-        etcd.send_signal(signal.SIGTERM)
-        etcd.wait(10)
+        etcd.stop()
 
         def down(_: int) -> None:
             try:
@@ -182,10 +211,45 @@ def main() -> None:
         api.close()
     finally:
         server.stop()
-        if etcd.poll() is None:
-            etcd.kill()
-            etcd.wait(5)
+        etcd.stop()
+    try:
+        quorum_loss(root)
+    finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def quorum_loss(root: Path) -> None:
+    """Three members (one address, three port pairs); stop two and time the 503s."""
+    ca = make_ca("bench-quorum")
+    ports = {"q0": (2479, 2480), "q1": (2579, 2580), "q2": (2679, 2680)}
+    cluster = ",".join(f"{name}=http://{QUORUM_HOST}:{peer}" for name, (_, peer) in ports.items())
+    members = [start_member(root / name, name, QUORUM_HOST, p, cluster, ca) for name, p in ports.items()]
+    server = server_for(members, root / "quorum-api", API_HOST)
+    try:
+        for member in members:
+            member.wait_healthy()
+        server.start()
+        api = config.new_client_from_config(config_file=str(server.kubeconfig_path))
+        core = client.CoreV1Api(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="quorum")))
+        members[0].stop()
+        measure("get, 1 of 3 members down", 20, lambda i: core.read_namespace("quorum"))
+
+        def down(_: int) -> None:
+            try:
+                core.read_namespace("quorum", _request_timeout=10)
+            except ApiException as exc:
+                assert exc.status == 503
+            else:
+                raise AssertionError("expected 503 without quorum")
+
+        members[1].stop()
+        measure("503 without quorum (2 of 3 down)", 5, down)
+        api.close()
+    finally:
+        server.stop()
+        for member in members:
+            member.stop()
 
 
 if __name__ == "__main__":

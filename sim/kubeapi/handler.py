@@ -18,7 +18,7 @@ from .etcd import EtcdUnavailable, EtcdWatch
 from .patches import apply_patch
 from .resources import ResourceType, find
 from .selectors import Predicate, field_selector, label_selector
-from .store import decode
+from .store import decode, merge_for_subresource
 from .table import to_table, wants_table
 
 if TYPE_CHECKING:
@@ -196,6 +196,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         store = self.api.store
         res, ns, name, sub = target.res, target.namespace, target.name, target.subresource
         method = self.command
+        dry_run = "dryRun" in query
         if name is None:
             if method == "GET" and (query.get("watch") or "").lower() in ("1", "true"):
                 self._watch(target, query)
@@ -209,16 +210,15 @@ class ApiHandler(BaseHTTPRequestHandler):
             elif method == "POST":
                 if not isinstance(body, dict):
                     raise errors.bad_request(f"POST needs a {res.kind} object as a JSON body")
-                dry_run = "dryRun" in query
                 created = self.api.prepare_create(res, ns, body) if dry_run else store.create(res, ns, body)
                 self._send_json(201, created)
             elif method == "DELETE":
-                self._send_json(200, self._delete_collection(target, query))
+                self._send_json(200, self._delete_collection(target, query, dry_run))
             else:
                 raise errors.method_not_allowed(method)
             return
         if sub == "scale":
-            self._scale(target, body)
+            self._scale(target, body, dry_run)
             return
         if method == "GET":
             obj = store.get(res, ns, name)
@@ -230,15 +230,15 @@ class ApiHandler(BaseHTTPRequestHandler):
         elif method == "PUT":
             if not isinstance(body, dict):
                 raise errors.bad_request(f"PUT needs a {res.kind} object as a JSON body")
-            self._send_json(200, store.update(res, ns, name, body, sub))
+            self._send_json(200, store.update(res, ns, name, body, sub, dry_run=dry_run))
         elif method == "PATCH":
             content_type = self.headers.get("Content-Type", "")
-            self._send_json(200, self._patch(res, ns, name, sub, content_type, body))
+            self._send_json(200, self._patch(res, ns, name, sub, content_type, body, dry_run))
         elif method == "DELETE":
-            if res.plural == "namespaces":
+            if res.plural == "namespaces" and not dry_run:
                 self._send_json(200, self.api.delete_namespace(name))
             else:
-                self._send_json(200, store.delete(res, ns, name))
+                self._send_json(200, store.delete(res, ns, name, dry_run=dry_run))
         else:
             raise errors.method_not_allowed(method)
 
@@ -246,10 +246,15 @@ class ApiHandler(BaseHTTPRequestHandler):
         return wants_table(self.headers.get("Accept", ""))
 
     def _patch(
-        self, res: ResourceType, ns: str | None, name: str, sub: str | None, content_type: str, patch: Any
+        self,
+        res: ResourceType,
+        ns: str | None,
+        name: str,
+        sub: str | None,
+        content_type: str,
+        patch: Any,
+        dry_run: bool,
     ) -> dict:
-        from .store import merge_for_subresource
-
         def change(current: dict) -> dict:
             patched = apply_patch(content_type, current, patch)
             if sub is None and res.has_status:
@@ -265,9 +270,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                 raise errors.conflict(res.plural, name, res.group)
             return patched
 
-        return self.api.store.modify(res, ns, name, change)
+        return self.api.store.modify(res, ns, name, change, dry_run=dry_run)
 
-    def _scale(self, target: Target, body: Any) -> None:
+    def _scale(self, target: Target, body: Any, dry_run: bool) -> None:
         res, ns, name = target.res, target.namespace, target.name
         assert name is not None
         store = self.api.store
@@ -292,7 +297,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             current.setdefault("spec", {})["replicas"] = replicas
             return current
 
-        self._send_json(200, to_scale(store.modify(res, ns, name, change)))
+        self._send_json(200, to_scale(store.modify(res, ns, name, change, dry_run=dry_run)))
 
     def _selected(self, query: dict[str, str]) -> Predicate:
         labels = label_selector(query.get("labelSelector"))
@@ -311,10 +316,12 @@ class ApiHandler(BaseHTTPRequestHandler):
             "items": items,
         }
 
-    def _delete_collection(self, target: Target, query: dict[str, str]) -> dict:
+    def _delete_collection(self, target: Target, query: dict[str, str], dry_run: bool) -> dict:
         listing = self._list(target, query)
         deleted = [
-            self.api.store.delete(target.res, item["metadata"].get("namespace"), item["metadata"]["name"])
+            self.api.store.delete(
+                target.res, item["metadata"].get("namespace"), item["metadata"]["name"], dry_run=dry_run
+            )
             for item in listing["items"]
         ]
         return {**listing, "items": deleted}

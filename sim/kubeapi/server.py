@@ -8,6 +8,7 @@ import secrets
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +22,7 @@ from .etcd import EtcdClient
 from .handler import ApiHandler
 from .operators import Operators, Timing
 from .resources import ResourceType, find
+from .seed import ClusterFacts, seed_cluster
 from .store import ObjectStore
 
 log = logging.getLogger("sim.kubeapi")
@@ -101,6 +103,7 @@ class KubeApiServer:
         )
         self._run_operators = run_operators
         self._httpd: _TLSServer | None = None
+        self._last_error_log = 0.0
         self._thread: threading.Thread | None = None
 
     # ----- paths clients use -----
@@ -200,13 +203,21 @@ class KubeApiServer:
             log.exception("control_plane_up check failed; answering as down")
             return False
 
+    def seed(self, facts: ClusterFacts) -> int:
+        """Create the cluster's initial objects that are missing (idempotent); returns how many were made."""
+        return seed_cluster(self.store, facts)
+
     # ----- used by the handler -----
 
     def log_request(self, method: str, path: str, line: str) -> None:
         log.debug("%s", line)
 
     def log_error(self, message: str) -> None:
-        log.warning("%s", message)
+        # During a drill etcd is down for minutes: one line every few seconds says it without flooding.
+        now = time.monotonic()
+        if now - self._last_error_log >= 5:
+            self._last_error_log = now
+            log.warning("%s", message)
 
     def prepare_create(self, res: ResourceType, namespace: str | None, body: dict) -> dict:
         """A dry-run create answers with the object as given, without storing it."""

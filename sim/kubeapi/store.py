@@ -120,6 +120,8 @@ class ObjectStore:
         name: str,
         body: dict,
         subresource: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict:
         """PUT semantics: the body's resourceVersion, when given, must match the stored one."""
         wanted = body.get("metadata", {}).get("resourceVersion")
@@ -134,7 +136,7 @@ class ObjectStore:
                 raise errors.conflict(res.plural, name, res.group)
             return merge_for_subresource(res, current, body, subresource)
 
-        return self.modify(res, namespace, name, change, retry=not wanted)
+        return self.modify(res, namespace, name, change, retry=not wanted, dry_run=dry_run)
 
     def modify(
         self,
@@ -144,8 +146,10 @@ class ObjectStore:
         change: Callable[[dict], dict],
         *,
         retry: bool = True,
+        dry_run: bool = False,
     ) -> dict:
-        """Read, apply `change`, compare-and-swap; retried on a concurrent write unless `retry` is off."""
+        """Read, apply `change`, compare-and-swap; retried on a concurrent write unless `retry` is off.
+        With `dry_run` the result is computed and validated but not written (?dryRun=All)."""
         for _ in range(_MAX_CAS_RETRIES):
             current, mod_revision = self._read(res, namespace, name)
             updated = change(copy.deepcopy(current))
@@ -153,6 +157,8 @@ class ObjectStore:
             if res.has_status and updated.get("spec") != current.get("spec"):
                 updated["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
             meta = updated["metadata"]
+            if dry_run:
+                return updated
             if meta.get("deletionTimestamp") and not meta.get("finalizers"):
                 if self.etcd.delete_if(res.key(namespace, name), mod_revision):
                     return updated
@@ -165,11 +171,13 @@ class ObjectStore:
                 raise errors.conflict(res.plural, name, res.group)
         raise errors.conflict(res.plural, name, res.group)
 
-    def delete(self, res: ResourceType, namespace: str | None, name: str) -> dict:
+    def delete(self, res: ResourceType, namespace: str | None, name: str, *, dry_run: bool = False) -> dict:
         """Objects with finalizers get a deletionTimestamp and stay until the finalizers are gone."""
         for _ in range(_MAX_CAS_RETRIES):
             current, mod_revision = self._read(res, namespace, name)
             meta = current["metadata"]
+            if dry_run:
+                return current
             if meta.get("finalizers") or res.plural == "namespaces":
                 if meta.get("deletionTimestamp"):
                     return current

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from sim.kubeapi import ClusterFacts, KubeApiServer, NodeFacts, seed_cluster
+from sim.kubeapi import ClusterFacts, KubeApiServer, NodeFacts
 from sim.kubeapi.certs import CertPair, issue_cert, make_ca, write_pair
 
 ETCD_HOST = "127.0.0.70"
@@ -197,7 +197,7 @@ def api_server(etcd: EtcdProcess, workdir: Path, up_switch: UpSwitch) -> Iterato
     )
     try:
         server.start()
-        seed_cluster(server.store, ClusterFacts(masters=MASTERS, version="4.14.38"))
+        server.seed(ClusterFacts(masters=MASTERS, version="4.14.38"))
         yield server
     finally:
         server.stop()

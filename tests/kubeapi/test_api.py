@@ -299,3 +299,21 @@ def test_wrong_token_gets_401(api_server: KubeApiServer) -> None:
         client.CoreV1Api(bad_client).list_namespace()
     assert denied.value.status == 401
     assert _status(denied.value)["reason"] == "Unauthorized"
+
+
+def test_dry_run_changes_nothing(api_client: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="dry"), data={"a": "1"})
+    )
+    preview = core.patch_namespaced_config_map("dry", namespace, {"data": {"a": "2"}}, dry_run="All")
+    assert preview.data == {"a": "2"}
+    core.delete_namespaced_config_map("dry", namespace, dry_run="All")
+    core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="dry-new")), dry_run="All"
+    )
+    assert core.read_namespaced_config_map("dry", namespace).data == {"a": "1"}
+    assert [
+        cm.metadata.name
+        for cm in core.list_namespaced_config_map(namespace, field_selector="metadata.name=dry-new").items
+    ] == []

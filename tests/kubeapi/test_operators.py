@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import time
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -124,6 +125,51 @@ def test_bootstrap_csr_approval_brings_node_back(
     approved = certs.read_certificate_signing_request(serving.metadata.name)
     assert approved.status.conditions[0].reason == "NodeCSRApprove"
     assert approved.status.certificate
+
+
+def test_user_provisioned_serving_csr_waits_for_a_human(
+    api_server: KubeApiServer, api_client: client.ApiClient
+) -> None:
+    certs = client.CertificatesV1Api(api_client)
+    core = client.CoreV1Api(api_client)
+    node = core.list_node(label_selector="node-role.kubernetes.io/worker").items[0].metadata.name
+    api_server.operators.csr.auto_approve_serving = False
+    try:
+        bootstrap = api_server.file_bootstrap_csr(node)
+        body = certs.read_certificate_signing_request(bootstrap)
+        body.status.conditions = [client.V1CertificateSigningRequestCondition(type="Approved", status="True")]
+        certs.replace_certificate_signing_request_approval(bootstrap, body)
+
+        def serving() -> client.V1CertificateSigningRequest | None:
+            return next(
+                (
+                    c
+                    for c in certs.list_certificate_signing_request().items
+                    if c.spec.username == f"system:node:{node}" and c.status.conditions is None
+                ),
+                None,
+            )
+
+        pending = wait_for(serving, what="the pending kubelet-serving CSR")
+        assert isinstance(pending, client.V1CertificateSigningRequest)
+        # Twice the IPI auto-approval delay: on UPI nobody approves it but a human.
+        time.sleep(2 * api_server.operators.timing.csr_auto_approve)
+        assert certs.read_certificate_signing_request(pending.metadata.name).status.conditions is None
+        assert not any(
+            c.type == "Ready" and c.status == "True" for c in core.read_node(node).status.conditions
+        )
+        pending.status.conditions = [
+            client.V1CertificateSigningRequestCondition(type="Approved", status="True")
+        ]
+        certs.replace_certificate_signing_request_approval(pending.metadata.name, pending)
+        wait_for(
+            lambda: any(
+                c.type == "Ready" and c.status == "True" for c in core.read_node(node).status.conditions
+            ),
+            what="the node to be Ready after a human approved its serving CSR",
+        )
+    finally:
+        api_server.operators.csr.auto_approve_serving = True
 
 
 def test_deleted_master_machine_is_replaced_by_a_new_one(api_client: client.ApiClient) -> None:

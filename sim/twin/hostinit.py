@@ -25,6 +25,8 @@ except ImportError:  # run as a script by the system python inside a host
 MS_BIND = 4096
 MS_REC = 16384
 PR_SET_CHILD_SUBREAPER = 36
+# Powering off is abrupt: containers get half a second, not their termination grace period.
+POWER_OFF_GRACE = 0.5
 HERE = os.path.dirname(os.path.abspath(__file__))
 UNITS = {
     "sshd": ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
@@ -87,7 +89,9 @@ class HostInit:
 
     def publish(self) -> None:
         self.status["pids"] = dict(self.pids)
-        runtime.write_json(runtime.UNIT_STATUS, self.status)
+        # If the twin's directory was deleted under a running host, the host must still be able to stop.
+        with contextlib.suppress(OSError):
+            runtime.write_json(runtime.UNIT_STATUS, self.status)
 
     def reap(self) -> None:
         while True:
@@ -107,7 +111,7 @@ class HostInit:
             for record in state["containers"]:
                 if record["state"] == runtime.RUNNING:
                     if record.get("pid"):
-                        runtime.stop_process_group(record["pid"], 5.0)
+                        runtime.stop_process_group(record["pid"], POWER_OFF_GRACE)
                     runtime.mark_exited(record, 137)
             state["pods"] = {}
 
@@ -158,15 +162,21 @@ class HostInit:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGUSR1, on_signal)
         signal.signal(signal.SIGCHLD, on_signal)
-        while not self.stopping:
-            self.reap()
-            self.reconcile()
-            for _ in range(20):
-                if self.wake or self.stopping:
-                    break
-                time.sleep(0.05)
-            self.wake = False
-        self.shutdown()
+        try:
+            while not self.stopping:
+                self.reap()
+                try:
+                    self.reconcile()
+                except OSError as error:
+                    print(f"host init: reconcile failed: {error}", flush=True)
+                for _ in range(20):
+                    if self.wake or self.stopping:
+                        break
+                    time.sleep(0.05)
+                self.wake = False
+        finally:
+            # Whatever went wrong above, the host's processes must not outlive it.
+            self.shutdown()
         return 0
 
 

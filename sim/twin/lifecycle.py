@@ -129,15 +129,10 @@ def up(
             spec, timeout, "sshd to listen", lambda: all(listening(h.address, ssh_port) for h in spec.hosts)
         )
         _wait_until(spec, timeout, "etcd to have all members healthy", lambda: etcd_healthy(spec))
-        # Bootstrap done: roll etcd to a revision whose members join an existing cluster, as the
-        # operator does after the bootstrap node leaves. A member that lost its data can then not rejoin.
+        # Bootstrap done: roll etcd, one host at a time as the operator's installer does, to a revision
+        # whose members join an existing cluster. A member that lost its data can then not rejoin.
         for host in spec.hosts:
-            revision = spec.in_host(
-                host, f"/etc/kubernetes/static-pod-resources/etcd-pod-{ETCD_REVISION}/etcd-pod.yaml"
-            )
-            shutil.copy(revision, spec.in_host(host, "/etc/kubernetes/manifests/etcd-pod.yaml"))
-        time.sleep(1.0)
-        _wait_until(spec, timeout, "etcd to be healthy on its new revision", lambda: etcd_healthy(spec))
+            _roll_etcd(spec, host, timeout)
         write_state(spec, pids, "running")
         return spec, True
     except BaseException:
@@ -145,6 +140,28 @@ def up(
             down(directory)
         allocation.release(directory)
         raise
+
+
+def _roll_etcd(spec: TwinSpec, host: HostSpec, timeout: float) -> None:
+    containers = spec.in_host(host, STATE_DIR) / "containers.json"
+
+    def etcd_id() -> str | None:
+        try:
+            records = json.loads(containers.read_text())["containers"]
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        running = [c["id"] for c in records if c["name"] == "etcd" and c["state"] == "CONTAINER_RUNNING"]
+        return running[0] if running else None
+
+    before = etcd_id()
+    revision = f"/etc/kubernetes/static-pod-resources/etcd-pod-{ETCD_REVISION}/etcd-pod.yaml"
+    shutil.copy(spec.in_host(host, revision), spec.in_host(host, "/etc/kubernetes/manifests/etcd-pod.yaml"))
+    _wait_until(
+        spec,
+        timeout,
+        f"etcd on {host.short} to restart on revision {ETCD_REVISION}",
+        lambda: etcd_id() not in (None, before) and etcd_healthy(spec),
+    )
 
 
 def _prepare(spec: TwinSpec) -> None:

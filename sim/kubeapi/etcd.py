@@ -24,6 +24,14 @@ class EtcdUnavailable(Exception):
     """No endpoint answered in time (down, no quorum, or refusing)."""
 
 
+class WatchExpired(Exception):
+    """The requested start revision was compacted away (Kubernetes answers 410 Gone)."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"required revision has been compacted (oldest available {compact_revision})")
+        self.compact_revision = compact_revision
+
+
 @dataclass(frozen=True)
 class KeyValue:
     key: str
@@ -278,7 +286,9 @@ class EtcdWatch:
                 if not line:
                     return
                 result = json.loads(line).get("result", {})
-                if result.get("canceled") or "compact_revision" in result:
+                if int(result.get("compact_revision", 0)) > 0:
+                    raise WatchExpired(int(result["compact_revision"]))
+                if result.get("canceled"):
                     return
                 for event in result.get("events", []):
                     prev = event.get("prev_kv")

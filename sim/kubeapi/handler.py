@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import discovery, errors
-from .etcd import EtcdUnavailable, EtcdWatch
+from .etcd import EtcdUnavailable, EtcdWatch, WatchExpired
 from .patches import apply_patch
 from .resources import ResourceType, find
 from .selectors import Predicate, field_selector, label_selector
@@ -373,18 +373,22 @@ class ApiHandler(BaseHTTPRequestHandler):
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + 1
                 # A real watch ends when the apiserver goes away; clients then re-list.
-                if not self.api.is_up():
+                if not self.api.is_up() or self.api.stopping.is_set():
                     return
             if event is None:
                 continue
             if event is _END:
                 return
+            if isinstance(event, WatchExpired):
+                gone = errors.ApiError(410, "Expired", f"too old resource version: {event}")
+                self._chunk({"type": "ERROR", "object": gone.status()}, raw=True)
+                return
             line = _watch_line(event, selected)
             if line is not None:
                 self._chunk(line)
 
-    def _chunk(self, event: dict) -> None:
-        if self._wrap is not None:
+    def _chunk(self, event: dict, raw: bool = False) -> None:
+        if self._wrap is not None and not raw:
             event = {**event, "object": self._wrap(event["object"])}
         data = json.dumps(event).encode() + b"\n"
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -398,6 +402,8 @@ def _pump(etcd_watch: EtcdWatch, events: queue.Queue) -> None:
     try:
         for event in etcd_watch:
             events.put(event)
+    except WatchExpired as exc:
+        events.put(exc)
     except EtcdUnavailable:
         pass
     finally:

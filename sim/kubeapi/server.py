@@ -104,6 +104,7 @@ class KubeApiServer:
         self._run_operators = run_operators
         self._httpd: _TLSServer | None = None
         self._last_error_log = 0.0
+        self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ----- paths clients use -----
@@ -167,6 +168,7 @@ class KubeApiServer:
         return path
 
     def start(self) -> None:
+        self.stopping.clear()
         context = self._ensure_credentials()
         handler = type("BoundApiHandler", (ApiHandler,), {"api": self})
         self._httpd = _TLSServer((self.host, self.port), handler, context)
@@ -179,6 +181,7 @@ class KubeApiServer:
         log.info("API server listening on %s", self.url)
 
     def stop(self) -> None:
+        self.stopping.set()
         self.operators.stop()
         if self._httpd is not None:
             self._httpd.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from kubernetes.client.rest import ApiException
 from sim.kubeapi import KubeApiServer
 from sim.kubeapi.certs import node_csr_pem
 
-from .conftest import wait_for
+from .conftest import EtcdProcess, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,6 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
 
 
 def _status(exc: ApiException) -> dict:
-    import json
-
     return json.loads(exc.body)
 
 
@@ -317,3 +316,22 @@ def test_dry_run_changes_nothing(api_client: client.ApiClient, namespace: str) -
         cm.metadata.name
         for cm in core.list_namespaced_config_map(namespace, field_selector="metadata.name=dry-new").items
     ] == []
+
+
+def test_watch_from_a_compacted_revision_gets_410(
+    api_client: client.ApiClient, etcd: EtcdProcess, namespace: str
+) -> None:
+    core = client.CoreV1Api(api_client)
+    old = core.list_namespaced_config_map(namespace).metadata.resource_version
+    for name in ("after-1", "after-2"):
+        core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name))
+        )
+    current = core.list_namespaced_config_map(namespace).metadata.resource_version
+    etcd.etcdctl("compact", current)
+    response = core.list_namespaced_config_map(
+        namespace, watch=True, resource_version=old, timeout_seconds=5, _preload_content=False
+    )
+    first = json.loads(response.readline())
+    assert first["type"] == "ERROR"
+    assert (first["object"]["code"], first["object"]["reason"]) == (410, "Expired")

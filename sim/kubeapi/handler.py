@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import hmac
 import json
+import logging
 import queue
 import threading
 import time
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from .server import KubeApiServer
 
 _HEALTH = ("/healthz", "/readyz", "/livez")
+log = logging.getLogger("sim.kubeapi.handler")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     server_version = "drbot-twin-kubeapi"
     api: KubeApiServer  # set by the server on a subclass
     _wrap: Callable[[dict], dict] | None = None
+    _streaming = False
 
     def log_message(self, format: str, *args: Any) -> None:
         self.api.log_request(self.command, self.path, format % args)
@@ -129,9 +133,11 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
-        return header == f"Bearer {self.api.token}"
+        return hmac.compare_digest(header.encode(), f"Bearer {self.api.token}".encode())
 
     def _dispatch(self) -> None:
+        self._streaming = False
+        self._wrap = None
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         try:
@@ -149,6 +155,13 @@ class ApiHandler(BaseHTTPRequestHandler):
             self._send_json(503, failure.status())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as exc:
+            # A bug must still answer with a Status, not a dropped connection the client retries blindly.
+            log.exception("%s %s failed", self.command, self.path)
+            self.close_connection = True
+            if not self._streaming:
+                failure = errors.ApiError(500, "InternalError", f"Internal error occurred: {exc}")
+                self._send_json(500, failure.status())
 
     def _route(self, path: str, query: dict[str, str], body: Any) -> None:
         method = self.command
@@ -342,6 +355,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         events: queue.Queue = queue.Queue()
         reader = threading.Thread(target=_pump, args=(etcd_watch, events), daemon=True)
         reader.start()
+        self._streaming = True
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")

@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     twin = subparsers.add_parser(
         "twin", help="run a simulated OpenShift control plane (the twin)", description=__doc__
     )
+    # `drbot` calls args.func(args); run() turns a TwinError into a message and exit status 2.
+    twin.set_defaults(func=run)
     commands = twin.add_subparsers(
         dest="twin_command", required=True, metavar="{up,down,status,disaster,fault}"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import secrets
@@ -143,7 +144,9 @@ class KubeApiServer:
         context.load_cert_chain(serving_crt, serving_key)
         return context
 
-    def write_kubeconfig(self, path: Path | None = None) -> Path:
+    def write_kubeconfig(self, path: Path | None = None, server: str | None = None) -> Path:
+        """Write a self-contained kubeconfig (CA data + bearer token); `server` overrides the URL,
+        e.g. https://localhost:6443 for a host's localhost-recovery.kubeconfig."""
         path = path or self.kubeconfig_path
         config = {
             "apiVersion": "v1",
@@ -151,7 +154,11 @@ class KubeApiServer:
             "clusters": [
                 {
                     "name": self.cluster_name,
-                    "cluster": {"server": self.url, "certificate-authority": str(self.ca_path.resolve())},
+                    # The CA is embedded so the file also works inside a host's mount namespace.
+                    "cluster": {
+                        "server": server or self.url,
+                        "certificate-authority-data": base64.b64encode(self.ca_path.read_bytes()).decode(),
+                    },
                 }
             ],
             "users": [{"name": f"admin-{self.cluster_name}", "user": {"token": self.token}}],

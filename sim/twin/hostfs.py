@@ -168,7 +168,7 @@ def _tools(host: HostSpec, at) -> None:
         write(bin_dir / tool, text, 0o755)
 
 
-def host_mount_args(spec: TwinSpec, host: HostSpec) -> list[str]:
+def host_mount_args() -> list[str]:
     return [f"--mount={target}={mount_dir}" for target, mount_dir in HOST_MOUNTS]
 
 

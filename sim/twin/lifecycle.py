@@ -218,7 +218,7 @@ def _start_host(spec: TwinSpec, host: HostSpec) -> int:
                 str(spec.host_dir(host) / "root"),
                 "--node-name",
                 host.name,
-                *hostfs.host_mount_args(spec, host),
+                *hostfs.host_mount_args(),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -29,10 +29,10 @@ import yaml
 from redis import Redis
 
 from procedures.clusters import parse_clusters
-from sim.slack.driver import SlackSim
 from procedures.i18n import msg
 from procedures.registry import PROCEDURES
 from procedures.steps import Call, Outcome, Procedure
+from sim.slack.driver import SlackSim
 from workers.control import Control
 from workers.engine import Engine
 from workers.journal import Journal
@@ -160,8 +160,8 @@ def bench_dispatch(redis: Redis, env: dict[str, str]) -> None:
     print("2. Enqueue to first step (Control.start → journal 'started', drbot worker = RQ SimpleWorker), ms")
     print("   target (anchors): p95 <= 5 ms for RQ dispatch")
     print(
-        f"   n={len(latencies)}  p50={statistics.median(latencies):.2f}  p95={percentile(latencies, 95):.2f}  "
-        f"max={max(latencies):.2f}"
+        f"   n={len(latencies)}  p50={statistics.median(latencies):.2f}  "
+        f"p95={percentile(latencies, 95):.2f}  max={max(latencies):.2f}"
     )
 
 

@@ -7,6 +7,7 @@ the right form.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from procedures.i18n import Msg, msg
@@ -25,16 +26,27 @@ class Spec:
     """The remaining text is one free-form argument (for notes)."""
 
 
-SPECS: dict[str, Spec] = {
+BUILTIN: dict[str, Spec] = {
     "help": Spec("/dr help"),
     "plan": Spec("/dr plan PROCEDURE [CLUSTER]", args=("procedure",), optional=("cluster",)),
-    "backup": Spec("/dr backup CLUSTER [host=HOST] [dir=DIR]", args=("cluster",), options=("host", "dir")),
     "status": Spec("/dr status [CLUSTER]", optional=("cluster",)),
     "abort": Spec("/dr abort RUN-ID|CLUSTER", args=("target",)),
     "timeline": Spec("/dr timeline"),
     "note": Spec("/dr note TEXT", args=("text",), rest=True),
     "language": Spec("/dr language en|zh-CN", args=("language",)),
 }
+
+
+def procedure_spec(name: str, parameters: Iterable[str]) -> Spec:
+    """Every procedure is started the same way: `/dr NAME CLUSTER [key=VALUE]…`."""
+    options = tuple(parameters)
+    usage = f"/dr {name} CLUSTER" + "".join(f" [{key}={key.upper()}]" for key in options)
+    return Spec(usage, args=("cluster",), options=options)
+
+
+def specs(procedures: Mapping[str, Iterable[str]]) -> dict[str, Spec]:
+    """The built-in subcommands plus one per procedure (procedure name → its parameter names)."""
+    return {**BUILTIN, **{name: procedure_spec(name, params) for name, params in procedures.items()}}
 
 
 class UsageError(ValueError):
@@ -51,15 +63,15 @@ class Parsed:
     options: dict[str, str] = field(default_factory=dict)
 
 
-def parse(text: str) -> Parsed:
+def parse(text: str, known: Mapping[str, Spec] = BUILTIN) -> Parsed:
     text = text.strip()
     if not text:
         return Parsed("help")
     command, _, rest = text.partition(" ")
     command = command.lower()
-    spec = SPECS.get(command)
+    spec = known.get(command)
     if spec is None:
-        raise UsageError(msg("usage.unknown_command", command=command, commands=", ".join(SPECS)), "/dr help")
+        raise UsageError(msg("usage.unknown_command", command=command, commands=", ".join(known)), "/dr help")
     if spec.rest:
         if not rest.strip():
             raise UsageError(msg("usage.missing", name=spec.args[0]), spec.usage)

@@ -1,5 +1,8 @@
 """One catalog for every user-facing string, in English and Simplified Chinese.
 
+The catalog lives in procedures/catalog/<language>/, one YAML file per area (core.yaml, then one per
+procedure), with the same keys and placeholders in every language (tests/unit/test_catalog.py).
+
 Text that crosses a process boundary (journal, timeline, Slack) travels as a `Msg`: a catalog key
 plus its arguments, so each reader renders it in its own language.
 """
@@ -35,8 +38,13 @@ def msg(key: str, **args: Any) -> Msg:
 
 @cache
 def catalog(language: str) -> dict[str, str]:
-    text = resources.files("procedures").joinpath(f"catalog/{language}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    """All entries of a language: catalog/<language>/*.yaml, one file per area (core, one per procedure)."""
+    entries: dict[str, str] = {}
+    folder = resources.files("procedures").joinpath(f"catalog/{language}")
+    for item in sorted(folder.iterdir(), key=lambda i: i.name):
+        if item.name.endswith(".yaml"):
+            entries.update(yaml.safe_load(item.read_text(encoding="utf-8")) or {})
+    return entries
 
 
 def t(key: str | Msg, language: str = DEFAULT_LANGUAGE, **args: Any) -> str:

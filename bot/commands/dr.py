@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
-from bot.parse import SPECS, Parsed, UsageError, parse
+from bot.parse import BUILTIN, Parsed, UsageError, parse, specs
 from bot.render import plan_blocks, runs_list, timeline_text
 from procedures.clusters import LANGUAGES, ConfigError
 from procedures.i18n import Msg, msg, t
@@ -43,8 +43,9 @@ def answer(deps: Deps, command: dict[str, Any]) -> Reply:
     language = "en"
     try:
         language = deps.language(channel)
-        parsed = parse(command.get("text", ""))
-        return HANDLERS[parsed.command](deps, parsed, channel, user, language)
+        parsed = parse(command.get("text", ""), specs({n: p.parameters for n, p in deps.procedures.items()}))
+        handler = HANDLERS.get(parsed.command, _start)
+        return handler(deps, parsed, channel, user, language)
     except UsageError as error:
         return ephemeral(t("usage.error", language, problem=t(error.problem, language), usage=error.usage))
     except ConfigError as error:
@@ -62,7 +63,10 @@ def ephemeral(text: str, blocks: list[dict[str, Any]] | None = None) -> Reply:
 
 
 def _help(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
-    usages = "\n".join(f"• `{spec.usage}` — {t(f'help.{name}', language)}" for name, spec in SPECS.items())
+    known = specs({n: p.parameters for n, p in deps.procedures.items()})
+    lines = [f"• `{spec.usage}` — {t(f'help.{name}', language)}" for name, spec in BUILTIN.items()]
+    lines += [f"• `{known[name].usage}` — {t(p.title, language)}" for name, p in deps.procedures.items()]
+    usages = "\n".join(lines)
     procedures = ", ".join(f"`{name}`" for name in deps.procedures)
     clusters = ", ".join(f"`{name}`" for name in deps.clusters.names()) or "-"
     return ephemeral(t("help.text", language, usages=usages, procedures=procedures, clusters=clusters))
@@ -72,7 +76,7 @@ def _plan(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) ->
     name = parsed.args["procedure"]
     procedure = deps.procedures.get(name)
     if procedure is None:
-        raise UsageError(_unknown_procedure(deps, name), SPECS["plan"].usage)
+        raise UsageError(_unknown_procedure(deps, name), BUILTIN["plan"].usage)
     cluster_name = parsed.args.get("cluster", "")
     if cluster_name:
         cluster = deps.clusters.get(cluster_name)
@@ -85,18 +89,17 @@ def _unknown_procedure(deps: Deps, name: str) -> Msg:
     return msg("usage.unknown_procedure", name=name, procedures=", ".join(deps.procedures))
 
 
-def _start(procedure: str) -> Callable[[Deps, Parsed, str, str, str], Reply]:
-    def start(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
-        cluster = deps.clusters.get(parsed.args["cluster"])
-        language = deps.language(channel, cluster)
-        deps.control.timeline.append(channel, "command", user, f"/dr {_command_text(parsed)}")
-        try:
-            run = deps.control.start(procedure, cluster.name, channel, user, parsed.options, language)
-        except ClusterBusy as busy:
-            return ephemeral(t("start.busy", language, cluster=cluster.name, run=busy.run_id))
-        return ephemeral(t("start.started", language, run=run.id, procedure=procedure, cluster=cluster.name))
-
-    return start
+def _start(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
+    """Start the procedure named by the subcommand on the cluster named by its argument."""
+    procedure = parsed.command
+    cluster = deps.clusters.get(parsed.args["cluster"])
+    language = deps.language(channel, cluster)
+    deps.control.timeline.append(channel, "command", user, f"/dr {_command_text(parsed)}")
+    try:
+        run = deps.control.start(procedure, cluster.name, channel, user, parsed.options, language)
+    except ClusterBusy as busy:
+        return ephemeral(t("start.busy", language, cluster=cluster.name, run=busy.run_id))
+    return ephemeral(t("start.started", language, run=run.id, procedure=procedure, cluster=cluster.name))
 
 
 def _command_text(parsed: Parsed) -> str:
@@ -162,7 +165,7 @@ def _note(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) ->
 def _language(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
     chosen = parsed.args["language"]
     if chosen not in LANGUAGES:
-        raise UsageError(_bad_language(chosen), SPECS["language"].usage)
+        raise UsageError(_bad_language(chosen), BUILTIN["language"].usage)
     deps.redis.set(keys.channel_language(channel), chosen)
     return ephemeral(t("language.set", chosen, language=chosen))
 
@@ -174,7 +177,6 @@ def _bad_language(chosen: str) -> Msg:
 HANDLERS: dict[str, Callable[[Deps, Parsed, str, str, str], Reply]] = {
     "help": _help,
     "plan": _plan,
-    "backup": _start("backup"),
     "status": _status,
     "abort": _abort,
     "timeline": _timeline,

@@ -25,12 +25,23 @@ from workers.control import Control
 from workers.engine import Engine
 from workers.journal import Journal
 from workers.pools import PoolCache
-from workers.runs import ABORTED, FAILED, SUCCEEDED, WAITING, ClusterBusy, RunStore
+from workers.runs import ABORTED, FAILED, SUCCEEDED, WAITING, ClusterBusy
 
-CLUSTERS = parse_clusters({"clusters": [{
-    "name": "prod", "approvers": ["U0ALICE", "U0BOB"], "ssh": {"key": "/k", "known_hosts": "/kh"},
-    "hosts": [{"name": "master-0", "address": "127.0.0.50"}, {"name": "master-1", "address": "127.0.0.51"}],
-}]})
+CLUSTERS = parse_clusters(
+    {
+        "clusters": [
+            {
+                "name": "prod",
+                "approvers": ["U0ALICE", "U0BOB"],
+                "ssh": {"key": "/k", "known_hosts": "/kh"},
+                "hosts": [
+                    {"name": "master-0", "address": "127.0.0.50"},
+                    {"name": "master-1", "address": "127.0.0.51"},
+                ],
+            }
+        ]
+    }
+)
 # The spawned "worker" process imports this module again; the environment hands it the same file.
 MARKS = Path(os.environ.setdefault("DRBOT_TEST_MARKS", f"/tmp/drbot-engine-marks-{os.getpid()}"))
 
@@ -69,25 +80,58 @@ def ready_on_third_check(ctx: StepContext) -> tuple[bool, object]:
 
 
 PROCEDURES = {
-    "gated": Procedure("gated", msg("step.ok"), "test", (
-        mark("before"),
-        Choice(id="pick", title=msg("step.ok"), section="test", var="recovery_host", prompt=msg("step.ok"),
-               options=lambda ctx: [h.name for h in ctx.cluster.hosts]),
-        Approval(id="go", title=msg("step.ok"), section="test", prompt=lambda ctx: msg("step.ok")),
-        WaitUntil(id="settle", title=msg("step.ok"), section="test", condition=ready_on_third_check,
-                  interval=0.01, timeout=5),
-        mark("after"),
-    )),
-    "fragile": Procedure("fragile", msg("step.ok"), "test", (
-        mark("first"),
-        slow("dangerous", 30, idempotent=False),
-        mark("last"),
-    )),
-    "never-done": Procedure("never-done", msg("step.ok"), "test", (
-        WaitUntil(id="forever", title=msg("step.ok"), section="test", condition=lambda ctx: (False, msg("step.ok")),
-                  interval=0.01, timeout=0.2),
-        mark("unreached"),
-    )),
+    "gated": Procedure(
+        "gated",
+        msg("step.ok"),
+        "test",
+        (
+            mark("before"),
+            Choice(
+                id="pick",
+                title=msg("step.ok"),
+                section="test",
+                var="recovery_host",
+                prompt=msg("step.ok"),
+                options=lambda ctx: [h.name for h in ctx.cluster.hosts],
+            ),
+            Approval(id="go", title=msg("step.ok"), section="test", prompt=lambda ctx: msg("step.ok")),
+            WaitUntil(
+                id="settle",
+                title=msg("step.ok"),
+                section="test",
+                condition=ready_on_third_check,
+                interval=0.01,
+                timeout=5,
+            ),
+            mark("after"),
+        ),
+    ),
+    "fragile": Procedure(
+        "fragile",
+        msg("step.ok"),
+        "test",
+        (
+            mark("first"),
+            slow("dangerous", 30, idempotent=False),
+            mark("last"),
+        ),
+    ),
+    "never-done": Procedure(
+        "never-done",
+        msg("step.ok"),
+        "test",
+        (
+            WaitUntil(
+                id="forever",
+                title=msg("step.ok"),
+                section="test",
+                condition=lambda ctx: (False, msg("step.ok")),
+                interval=0.01,
+                timeout=0.2,
+            ),
+            mark("unreached"),
+        ),
+    ),
 }
 
 
@@ -108,7 +152,9 @@ def control(redis: Redis) -> Control:
     return Control(redis, PROCEDURES)
 
 
-def test_a_run_pauses_at_gates_without_a_worker_and_resumes_on_clicks(engine: Engine, control: Control) -> None:
+def test_a_run_pauses_at_gates_without_a_worker_and_resumes_on_clicks(
+    engine: Engine, control: Control
+) -> None:
     run = control.start("gated", "prod", "C1", "U0ALICE")
     engine.advance(run.id)
     run = control.runs.load(run.id)
@@ -151,8 +197,10 @@ def test_a_preset_choice_is_not_asked_and_a_wrong_one_fails_clearly(engine: Engi
     engine.advance(run.id)
     run = control.runs.load(run.id)
     assert run.status == FAILED
-    assert run.result["summary"] == {"key": "choice.invalid",
-                                     "args": {"value": "master-7", "options": "master-0, master-1"}}
+    assert run.result["summary"] == {
+        "key": "choice.invalid",
+        "args": {"value": "master-7", "options": "master-0, master-1"},
+    }
 
 
 def test_one_run_per_cluster(engine: Engine, control: Control) -> None:

@@ -24,7 +24,9 @@ def test_parse_listing() -> None:
 
 
 def test_files_from_different_backups_are_refused() -> None:
-    mixed = LISTING.replace("static_kuberesources_2026-11-29_104501", "static_kuberesources_2026-11-28_090000")
+    mixed = LISTING.replace(
+        "static_kuberesources_2026-11-29_104501", "static_kuberesources_2026-11-28_090000"
+    )
     with pytest.raises(StepFailed) as error:
         parse_backup_listing(mixed)
     assert error.value.summary.key == "backup.mismatched_files"
@@ -37,8 +39,12 @@ def test_unreadable_listing() -> None:
 
 
 def test_report_names_files_sizes_and_version() -> None:
-    backup = {**parse_backup_listing(LISTING), "host": "master-0", "dir": "/home/core/assets/backup",
-              "cluster_version": "4.14.38"}
+    backup = {
+        **parse_backup_listing(LISTING),
+        "host": "master-0",
+        "dir": "/home/core/assets/backup",
+        "cluster_version": "4.14.38",
+    }
     text = t(backup_report(backup))
     assert "snapshot_2026-11-29_104501.db (5.0 MiB, revision 9821, 1442 keys)" in text
     assert "static_kuberesources_2026-11-29_104501.tar.gz (69.8 KiB)" in text

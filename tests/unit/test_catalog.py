@@ -15,7 +15,7 @@ DYNAMIC = {
     "thread.run_": ["succeeded", "failed", "aborted"],
     "timeline.gate_opened.": ["approval", "choice", "unknown_outcome"],
     "timeline.run_": ["succeeded", "failed", "aborted"],
-    "help.": ["help", "plan", "backup", "status", "abort", "timeline", "note", "language"],
+    "help.": ["help", "plan", "status", "abort", "timeline", "note", "language"],
 }
 
 

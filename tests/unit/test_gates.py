@@ -20,7 +20,9 @@ def gate(kind: str = APPROVAL, destructive: bool = True, options: list[str] | No
         ("U0BOB", True, "rerun", Verdict.STALE),
     ],
 )
-def test_who_may_approve_a_destructive_step(user: str, is_approver: bool, value: str, expected: Verdict) -> None:
+def test_who_may_approve_a_destructive_step(
+    user: str, is_approver: bool, value: str, expected: Verdict
+) -> None:
     assert check_click(gate(), RUN, user, is_approver, "start", value) is expected
 
 

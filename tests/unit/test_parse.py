@@ -1,6 +1,8 @@
 import pytest
 
-from bot.parse import UsageError, parse
+from bot.parse import UsageError, parse, specs
+
+KNOWN = specs({"backup": ["host", "dir"]})
 
 
 def test_empty_text_is_help() -> None:
@@ -8,14 +10,16 @@ def test_empty_text_is_help() -> None:
 
 
 def test_backup_with_options() -> None:
-    parsed = parse("backup prod-east host=master-1 dir=/home/core/b")
+    parsed = parse("backup prod-east host=master-1 dir=/home/core/b", KNOWN)
     assert parsed.command == "backup"
     assert parsed.args == {"cluster": "prod-east"}
     assert parsed.options == {"host": "master-1", "dir": "/home/core/b"}
 
 
 def test_note_keeps_the_whole_text() -> None:
-    assert parse("note etcd on master-2 looks  slow = bad").args == {"text": "etcd on master-2 looks  slow = bad"}
+    assert parse("note etcd on master-2 looks  slow = bad").args == {
+        "text": "etcd on master-2 looks  slow = bad"
+    }
 
 
 @pytest.mark.parametrize(
@@ -32,12 +36,12 @@ def test_note_keeps_the_whole_text() -> None:
 )
 def test_mistakes_say_what_is_wrong_and_the_right_form(text: str, problem: str, usage: str) -> None:
     with pytest.raises(UsageError) as error:
-        parse(text)
+        parse(text, KNOWN)
     assert error.value.problem.key == problem
     assert error.value.usage == usage
 
 
 def test_unknown_option_names_the_allowed_ones() -> None:
     with pytest.raises(UsageError) as error:
-        parse("backup prod hots=m1")
+        parse("backup prod hots=m1", KNOWN)
     assert error.value.problem.args == {"option": "hots", "allowed": "host, dir"}

@@ -1,13 +1,23 @@
+from bot.render import SECTION_LIMIT, progress_bar, status_message
 from procedures.clusters import parse_clusters
 from procedures.plan import plan, render_text
 from procedures.registry import PROCEDURES
-from bot.render import SECTION_LIMIT, progress_bar, status_message
 from workers.runs import FAILED, Run
 
-CLUSTERS = parse_clusters({"clusters": [{
-    "name": "prod", "ssh": {"key": "/k", "known_hosts": "/kh"},
-    "hosts": [{"name": "master-0", "address": "10.0.0.10"}, {"name": "master-1", "address": "10.0.0.11"}],
-}]})
+CLUSTERS = parse_clusters(
+    {
+        "clusters": [
+            {
+                "name": "prod",
+                "ssh": {"key": "/k", "known_hosts": "/kh"},
+                "hosts": [
+                    {"name": "master-0", "address": "10.0.0.10"},
+                    {"name": "master-1", "address": "10.0.0.11"},
+                ],
+            }
+        ]
+    }
+)
 
 
 def test_every_step_names_its_runbook_section_and_has_a_unique_id() -> None:
@@ -19,7 +29,13 @@ def test_every_step_names_its_runbook_section_and_has_a_unique_id() -> None:
 
 def test_backup_plan_in_both_languages() -> None:
     lines = plan(PROCEDURES["backup"])
-    assert [line.id for line in lines] == ["probe-hosts", "read-cluster", "pick-host", "run-backup", "verify-backup"]
+    assert [line.id for line in lines] == [
+        "probe-hosts",
+        "read-cluster",
+        "pick-host",
+        "run-backup",
+        "verify-backup",
+    ]
     english = render_text(PROCEDURES["backup"], CLUSTERS.get("prod"))
     assert "Run cluster-backup.sh [run-backup] — the host chosen as backup_host, in parallel" in english
     assert "master-0 (10.0.0.10), master-1 (10.0.0.11)" in english
@@ -33,10 +49,21 @@ def test_progress_bar() -> None:
 
 
 def test_status_message_of_a_failed_run_stays_within_slack_limits() -> None:
-    run = Run(id="r1", procedure="backup", cluster="prod", channel="C1", requester="U1", status=FAILED,
-              step_index=3, created_at=1000.0, finished_at=1075.0,
-              result={"step": "run-backup", "summary": {"key": "backup.script_failed",
-                                                        "args": {"host": "master-0", "reason": "x" * 5000}}})
+    run = Run(
+        id="r1",
+        procedure="backup",
+        cluster="prod",
+        channel="C1",
+        requester="U1",
+        status=FAILED,
+        step_index=3,
+        created_at=1000.0,
+        finished_at=1075.0,
+        result={
+            "step": "run-backup",
+            "summary": {"key": "backup.script_failed", "args": {"host": "master-0", "reason": "x" * 5000}},
+        },
+    )
     text, blocks = status_message(run, PROCEDURES["backup"], None, "en")
     assert "prod" in text and "Failed" in text
     assert len(blocks) <= 50

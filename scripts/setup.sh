@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(openssh-server openssh-client etcd-server etcd-client jq uuid-runtime sudo iproute2 util-linux redis-server redis-tools)
+APT_PACKAGES=(openssh-server openssh-client etcd-server etcd-client jq uuid-runtime sudo iproute2 util-linux redis-server redis-tools python3-yaml)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from drbot.drill import ssh, started_run, wait_for_run_end
+from drbot.drills.common import ssh, started_run, wait_for_run_end
 from drbot.stage import CHANNEL, Stage, twin
 from procedures.clusters import load_clusters
 from workers.journal import Journal

@@ -1,0 +1,11 @@
+"""Drill scenarios: one module per scenario, each with `run(stage, report)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from drbot.drills import backup
+from drbot.drills.common import Report
+from drbot.stage import Stage
+
+SCENARIOS: dict[str, Callable[[Stage, Report], None]] = {"backup": backup.run}

@@ -43,6 +43,16 @@ def call(cluster: Cluster, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
         raise StepFailed(msg("kube.unreachable", cluster=cluster.name, error=_short(error))) from None
 
 
+def call_if_present(cluster: Cluster, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """Like call(), but None when the object or the resource type does not exist (HTTP 404)."""
+    try:
+        return call(cluster, fn, *args, **kwargs)
+    except StepFailed as failure:
+        if failure.summary.args.get("status") == 404:
+            return None
+        raise
+
+
 def _short(error: Exception) -> str:
     reason = getattr(error, "reason", None)
     return str(reason or error)[:200]

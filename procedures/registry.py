@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from procedures import backup
+from procedures import backup, certs
 from procedures.steps import Procedure
 
-PROCEDURES: dict[str, Procedure] = {p.name: p for p in (backup.PROCEDURE,)}
+PROCEDURES: dict[str, Procedure] = {
+    procedure.name: procedure
+    for procedure in (
+        backup.PROCEDURE,
+        certs.PROCEDURE,
+    )
+}

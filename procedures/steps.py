@@ -79,6 +79,19 @@ class StepContext(Protocol):
 
     def aborted(self) -> bool: ...
 
+    def publish(self, panel: str, data: Mapping[str, Any]) -> str:
+        """Show a panel of choices in Slack (e.g. pending CSRs with buttons), replacing the step's last
+        one; returns the panel's token, which the buttons carry."""
+        ...
+
+    def take_requests(self) -> list[dict[str, Any]]:
+        """Clicks on the step's panel that the bot has checked and queued, oldest first."""
+        ...
+
+    def tell(self, who: str, kind: str, text: Msg) -> None:
+        """Record what happened (who approved what) in the timeline and the run's thread."""
+        ...
+
 
 class Targets:
     """Which control-plane hosts a command runs on, resolved against the run's variables."""

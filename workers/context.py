@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from workers.journal import HOST_RESULT, Journal
 from workers.kube import api_client
 from workers.runs import Run
 from workers.ssh import SshPool
+from workers.timeline import Timeline
 
 PROGRESS_EVERY = 2.0
 """Seconds between progress reports, so a fast poll does not flood Slack with status edits."""
@@ -36,6 +38,7 @@ class RunContext:
         self.pool = pool
         self.journal = journal
         self.step_id = step_id
+        self.timeline = Timeline(redis)
         self._api: client.ApiClient | None = None
         self._last_progress = 0.0
 
@@ -85,6 +88,52 @@ class RunContext:
         self._last_progress = now
         self.redis.hset(keys.run(self.run_state.id), "progress", json.dumps(text.to_json()))
         events.emit(self.redis, events.PROGRESS, self.run_state.id, step=self.step_id, text=text.to_json())
+
+    def publish(self, panel: str, data: Mapping[str, Any]) -> str:
+        token = self._panel_token()
+        key = keys.panel(token)
+        encoded = json.dumps(data, sort_keys=True)
+        if self.redis.hget(key, "data") == encoded.encode():
+            return token
+        with self.redis.pipeline() as pipe:
+            pipe.hincrby(key, "version", 1)
+            pipe.hset(
+                key, mapping={"run": self.run_state.id, "step": self.step_id, "panel": panel, "data": encoded}
+            )
+            version, _ = pipe.execute()
+        events.emit(
+            self.redis,
+            events.PANEL,
+            self.run_state.id,
+            step=self.step_id,
+            token=token,
+            panel=panel,
+            version=version,
+        )
+        return token
+
+    def _panel_token(self) -> str:
+        """One panel per step and run, whose token stays the same while the step runs."""
+        name = f"panel_token:{self.step_id}"
+        token = self.run_state.vars.get(name)
+        if token is None:
+            token = self.run_state.vars[name] = secrets.token_urlsafe(12)
+            self.redis.hset(keys.run(self.run_state.id), "vars", json.dumps(self.run_state.vars))
+        return str(token)
+
+    def take_requests(self) -> list[dict[str, Any]]:
+        key = keys.requests(self.run_state.id)
+        with self.redis.pipeline() as pipe:
+            pipe.lrange(key, 0, -1)
+            pipe.delete(key)
+            raw, _ = pipe.execute()
+        return [request for request in map(json.loads, raw) if request.get("step") == self.step_id]
+
+    def tell(self, who: str, kind: str, text: Msg) -> None:
+        self.timeline.append(self.run_state.channel, kind, who, text, run=self.run_state.id)
+        events.emit(
+            self.redis, events.NOTE, self.run_state.id, step=self.step_id, who=who, text=text.to_json()
+        )
 
     def aborted(self) -> bool:
         return bool(self.redis.hget(keys.run(self.run_state.id), "abort_requested_by"))

@@ -23,6 +23,8 @@ PROGRESS = "progress"
 GATE_OPENED = "gate_opened"
 GATE_CLOSED = "gate_closed"
 RUN_FINISHED = "run_finished"
+PANEL = "panel"
+NOTE = "note"
 
 
 def emit(redis: Redis, event: str, run_id: str, **data: Any) -> None:

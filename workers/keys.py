@@ -90,3 +90,13 @@ def channel_language(channel: str) -> str:
 def outbox_dead_letters() -> str:
     """List: outbox entries Slack refused for good or that failed past the retry budget (JSON)."""
     return f"{PREFIX}outbox-dead"
+
+
+def panel(token: str) -> str:
+    """Hash: a step's panel as last published (run, step, version, data); buttons carry the token."""
+    return f"{PREFIX}panel:{token}"
+
+
+def requests(run_id: str) -> str:
+    """List: checked clicks on a run's panels, waiting for the step that polls them."""
+    return f"{PREFIX}run:{run_id}:requests"

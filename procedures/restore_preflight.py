@@ -1,0 +1,471 @@
+"""The checks before any restore from an etcd backup (5.4.2.2 and 5.4.2.3): they change nothing.
+
+Shared by the restore procedures. `preflight_steps(...)` returns, in order:
+
+1. `probe-hosts` (Command, every control-plane host): SSH answers, the host's tools and state
+   (restore script, etcd scripts, kubelet, etcd data, keepalived manifest and its VIPs, the
+   release version in the static-pod resources, /etc/mco/proxy.env, the backup files in the backup
+   directory). Any host that cannot be reached stops the run here: the runbook needs every
+   control-plane host (5.4.2.2 step 2).
+2. `check-recovery-host` (Call): the `recovery-host=` option, if given, must name a control-plane
+   host that is healthy and holds the backup; otherwise the reason is given.
+3. `choose-recovery-host` (Choice, var `recovery_host`): among the healthy hosts that hold a
+   complete backup; preset by `recovery-host=HOST`, taken without asking when only one qualifies.
+4. `check-backup` (Command, recovery host): the newest snapshot_<ts>.db has its
+   static_kuberesources_<ts>.tar.gz (cluster-restore.sh takes the newest of each), etcdctl can
+   read the snapshot, and backup-info_<ts>.json says which version the backup belongs to.
+5. `check-cluster` (Call): the cluster version (API, else the hosts' static-pod resources) must be
+   the backup's z-stream; the cluster-wide proxy (API, else /etc/mco/proxy.env) to export; admission
+   webhooks with failurePolicy Fail (they can block pods during the restore).
+6. `approve-start` (Approval, destructive): the prompt summarises all of the above; someone other
+   than the requester must approve.
+
+Parameters (`Procedure.parameters`): `backup` (directory on the recovery host, default the cluster's
+backup_dir) and `recovery-host`. Run variables set for later steps: `hosts` (facts per host),
+`recovery_host`, `backup` (dir, snapshot, resources, timestamp, sizes, revision, info),
+`backup_version`, `cluster_version`, `version_source`, `proxy_env`, `webhooks_fail`, `vips`
+({"api": [...], "ingress": [...]}), `keepalived_hosts`, `api_up`.
+
+    steps = preflight_steps(section="5.4.2.2", script=CLUSTER_RESTORE, start_title=msg("restore.step.start"))
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubernetes import client
+
+from procedures.clusters import ConfigError
+from procedures.i18n import Msg, msg
+from procedures.kube import call
+from procedures.steps import (
+    ALL_HOSTS,
+    Approval,
+    Call,
+    Choice,
+    Command,
+    CommandResult,
+    Outcome,
+    Step,
+    StepContext,
+    StepFailed,
+    host_in,
+)
+from procedures.versions import PROXY_VARS, cluster_version, proxy_env
+
+CLUSTER_RESTORE = "/usr/local/bin/cluster-restore.sh"
+ETCD_SCRIPTS = "/etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env"
+ETCDCTL_DIR = "/etc/kubernetes/static-pod-resources/bin"
+KEEPALIVED_MANIFEST = "/etc/kubernetes/manifests/keepalived.yaml"
+KAS_VERSION_FILES = (
+    "/etc/kubernetes/static-pod-resources/kube-apiserver-pod-*/configmaps/kube-apiserver-pod/version"
+)
+"""Each kube-apiserver revision records the release it belongs to; the newest tells the running version."""
+MCO_PROXY_ENV = "/etc/mco/proxy.env"
+"""Where the machine-config operator writes the cluster-wide proxy on every node."""
+VIP_ARG = re.compile(r"--(api|ingress)-vips?[= ]([0-9A-Fa-f.:,]+)")
+
+
+def backup_dir(ctx: StepContext) -> str:
+    return ctx.params.get("backup") or ctx.cluster.backup_dir
+
+
+# --- 1. probe every control-plane host ----------------------------------------------------------
+
+
+def probe_command(script: str, directory: str) -> str:
+    """One key=value line per fact, then file=NAME per backup file, then proxy:LINE per proxy.env line."""
+    quoted = shlex.quote(directory)
+    return "; ".join(
+        (
+            f"echo restore_script=$(test -x {shlex.quote(script)} && echo yes || echo no)",
+            f"echo etcd_scripts=$(test -f {ETCD_SCRIPTS} && echo yes || echo no)",
+            "echo kubelet=$(systemctl is-active kubelet 2>/dev/null || true)",
+            "echo etcd_running=$(crictl ps --label io.kubernetes.container.name=etcd -q 2>/dev/null"
+            " | head -1)",
+            "echo etcd_data=$(test -d /var/lib/etcd/member && echo yes || echo no)",
+            f"echo keepalived=$(test -f {KEEPALIVED_MANIFEST} && echo yes || echo no)",
+            f"echo vips=$(grep -oE -- '--(api|ingress)-vips?[= ][0-9A-Fa-f.:,]+' {KEEPALIVED_MANIFEST}"
+            " 2>/dev/null | sort -u | tr '\\n' ' ')",
+            f"echo version=$(cat $(ls -vd {KAS_VERSION_FILES} 2>/dev/null | tail -1) 2>/dev/null)",
+            "echo free_kib=$(df -Pk /var/lib | awk 'NR==2 {print $4}')",
+            f"(cd {quoted} 2>/dev/null && ls -1v snapshot_*.db static_kuberesources_*.tar.gz "
+            "backup-info_*.json 2>/dev/null | sed 's/^/file=/')",
+            f"(test -r {MCO_PROXY_ENV} && sed 's/^/proxy:/' {MCO_PROXY_ENV}; true)",
+        )
+    )
+
+
+def parse_probe(stdout: str) -> dict[str, Any]:
+    """The facts one host reported (see probe_command)."""
+    facts: dict[str, Any] = {"files": [], "proxy": {}, "vips": {"api": [], "ingress": []}}
+    for line in stdout.splitlines():
+        if line.startswith("file="):
+            facts["files"].append(line.removeprefix("file="))
+        elif line.startswith("proxy:"):
+            name, _, value = line.removeprefix("proxy:").partition("=")
+            if name.strip() in PROXY_VARS.values() and value.strip():
+                facts["proxy"][name.strip()] = value.strip().strip('"')
+        elif line.startswith("vips="):
+            for kind, addresses in VIP_ARG.findall(line):
+                for address in filter(None, addresses.split(",")):
+                    if address not in facts["vips"][kind]:
+                        facts["vips"][kind].append(address)
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            facts[key.strip()] = value.strip()
+    return facts
+
+
+def newest_backup(files: Sequence[str]) -> tuple[str, str, str] | None:
+    """(snapshot, resources, timestamp) as cluster-restore.sh would pick them, if they belong together."""
+    snapshots = [f for f in files if f.startswith("snapshot_") and f.endswith(".db")]
+    tarballs = [f for f in files if f.startswith("static_kuberesources_") and f.endswith(".tar.gz")]
+    if not snapshots or not tarballs:
+        return None
+    snapshot, resources = snapshots[-1], tarballs[-1]
+    stamp = snapshot.removeprefix("snapshot_").removesuffix(".db")
+    if resources != f"static_kuberesources_{stamp}.tar.gz":
+        return None
+    return snapshot, resources, stamp
+
+
+def host_problems(facts: Mapping[str, Any], script: str) -> list[str]:
+    """Why a reachable host cannot be the recovery host (empty: it can)."""
+    problems = []
+    if facts.get("restore_script") != "yes":
+        problems.append(f"no {script}")
+    if facts.get("etcd_scripts") != "yes":
+        problems.append("no etcd scripts (etcd.env) in the static-pod resources")
+    if facts.get("kubelet") != "active":
+        problems.append(f"kubelet is {facts.get('kubelet') or 'not running'}")
+    return problems
+
+
+def backup_problem(facts: Mapping[str, Any], directory: str) -> str:
+    """Why the host's backup directory does not hold a usable backup (empty: it does)."""
+    files: list[str] = list(facts.get("files", []))
+    if not any(f.startswith("snapshot_") for f in files):
+        return f"no snapshot_<ts>.db in {directory}"
+    if not any(f.startswith("static_kuberesources_") for f in files):
+        return f"no static_kuberesources_<ts>.tar.gz in {directory}"
+    if newest_backup(files) is None:
+        return f"the newest snapshot and resources tarball in {directory} are not from the same backup"
+    return ""
+
+
+def _probed(script: str) -> Any:
+    def check(ctx: StepContext, results: list[CommandResult]) -> Outcome:
+        unreachable = [r for r in results if r.exit_code is None or r.exit_code == 255]
+        if unreachable:
+            names = "; ".join(
+                f"{r.host}: {r.error or (r.stderr or r.stdout).strip()[-200:]}" for r in unreachable
+            )
+            return Outcome(False, msg("preflight.hosts_unreachable", hosts=names))
+        failed = [r for r in results if not r.ok]
+        if failed:
+            names = "; ".join(
+                f"{r.host}: exit {r.exit_code} {(r.stderr or r.stdout).strip()[-200:]}" for r in failed
+            )
+            return Outcome(False, msg("preflight.probe_failed", hosts=names))
+        hosts = {r.host: parse_probe(r.stdout) for r in results}
+        directory = backup_dir(ctx)
+        lines = []
+        for name, facts in hosts.items():
+            problems = host_problems(facts, script)
+            missing = backup_problem(facts, directory)
+            facts["problems"] = problems
+            facts["backup_problem"] = missing
+            state = "etcd running" if facts.get("etcd_running") else "etcd not running"
+            lines.append(
+                f"{name}: {state}; "
+                + ("; ".join(problems) if problems else "can be the recovery host")
+                + f"; backup: {missing or 'complete'}"
+            )
+        keepalived = [name for name, facts in hosts.items() if facts.get("keepalived") == "yes"]
+        vips: dict[str, list[str]] = {"api": [], "ingress": []}
+        for facts in hosts.values():
+            for kind in vips:
+                vips[kind] += [a for a in facts["vips"][kind] if a not in vips[kind]]
+        return Outcome(
+            True,
+            msg("preflight.hosts_reachable", count=len(hosts)),
+            details="\n".join(lines),
+            vars={"hosts": hosts, "keepalived_hosts": keepalived, "vips": vips},
+        )
+
+    return check
+
+
+# --- 2./3. the recovery host -----------------------------------------------------------------------
+
+
+def candidates(ctx: StepContext) -> list[str]:
+    hosts: Mapping[str, Mapping[str, Any]] = ctx.vars["hosts"]
+    return [name for name, facts in hosts.items() if not facts["problems"] and not facts["backup_problem"]]
+
+
+def _check_recovery_host(ctx: StepContext) -> Outcome:
+    wanted = ctx.params.get("recovery-host")
+    usable = candidates(ctx)
+    hosts: Mapping[str, Mapping[str, Any]] = ctx.vars["hosts"]
+    if wanted is None:
+        if not usable:
+            reasons = "; ".join(
+                f"{name}: {', '.join(filter(None, [*facts['problems'], facts['backup_problem']]))}"
+                for name, facts in hosts.items()
+            )
+            raise StepFailed(msg("preflight.no_recovery_host", dir=backup_dir(ctx), reasons=reasons))
+        return Outcome(True, msg("preflight.recovery_candidates", hosts=", ".join(usable)))
+    try:
+        ctx.cluster.host(wanted)
+    except ConfigError:
+        known = ", ".join(h.name for h in ctx.cluster.hosts)
+        raise StepFailed(msg("preflight.not_control_plane", host=wanted, hosts=known)) from None
+    facts = hosts[wanted]
+    if facts["problems"]:
+        raise StepFailed(
+            msg("preflight.recovery_unhealthy", host=wanted, problems="; ".join(facts["problems"]))
+        )
+    if facts["backup_problem"]:
+        raise StepFailed(msg("preflight.recovery_no_backup", host=wanted, problem=facts["backup_problem"]))
+    return Outcome(True, msg("preflight.recovery_given", host=wanted))
+
+
+# --- 4. the backup on the recovery host ------------------------------------------------------------
+
+
+def backup_command(ctx: StepContext) -> str:
+    directory = shlex.quote(backup_dir(ctx))
+    return (
+        f"cd {directory} || exit 4; "
+        "snap=$(ls -v snapshot_*.db 2>/dev/null | tail -1); "
+        "res=$(ls -v static_kuberesources_*.tar.gz 2>/dev/null | tail -1); "
+        'test -n "$snap" || exit 5; test -n "$res" || exit 6; '
+        "ts=${snap#snapshot_}; ts=${ts%.db}; "
+        'test "$res" = "static_kuberesources_$ts.tar.gz" || { echo "$snap $res"; exit 7; }; '
+        'echo "snapshot=$snap $(stat -c %s "$snap")"; echo "resources=$res $(stat -c %s "$res")"; '
+        'echo "info=$(tr -d "\\n" < "backup-info_$ts.json" 2>/dev/null)"; '
+        f'echo "status=$(PATH="$PATH:{ETCDCTL_DIR}" ETCDCTL_API=3 etcdctl snapshot status "$snap" -w json)"'
+    )
+
+
+BACKUP_EXITS = {
+    4: "preflight.backup_no_dir",
+    5: "preflight.backup_no_snapshot",
+    6: "preflight.backup_no_resources",
+    7: "preflight.backup_mismatch",
+}
+
+
+def parse_backup(stdout: str) -> dict[str, Any]:
+    """The backup facts from backup_command's output."""
+    fields = dict(line.partition("=")[::2] for line in stdout.splitlines() if "=" in line)
+    snapshot, _, snapshot_size = fields.get("snapshot", "").rpartition(" ")
+    resources, _, resources_size = fields.get("resources", "").rpartition(" ")
+    if not snapshot or not resources:
+        raise StepFailed(msg("preflight.backup_unreadable", output=stdout[-300:]))
+    try:
+        status = json.loads(fields.get("status") or "")
+    except json.JSONDecodeError:
+        raise StepFailed(msg("preflight.snapshot_corrupt", snapshot=snapshot, output=stdout[-300:])) from None
+    try:
+        info = json.loads(fields["info"]) if fields.get("info") else {}
+    except json.JSONDecodeError:
+        info = {}
+    return {
+        "snapshot": snapshot,
+        "snapshot_size": int(snapshot_size or 0),
+        "resources": resources,
+        "resources_size": int(resources_size or 0),
+        "timestamp": snapshot.removeprefix("snapshot_").removesuffix(".db"),
+        "revision": status.get("revision"),
+        "total_keys": status.get("totalKey"),
+        "info": info,
+    }
+
+
+def _backup_checked(ctx: StepContext, results: list[CommandResult]) -> Outcome:
+    (result,) = results
+    directory = backup_dir(ctx)
+    if result.exit_code in BACKUP_EXITS:
+        key = BACKUP_EXITS[result.exit_code]
+        return Outcome(False, msg(key, host=result.host, dir=directory, files=result.stdout.strip()))
+    if not result.ok:
+        reason = result.error or (result.stderr or result.stdout).strip()[-300:]
+        return Outcome(False, msg("preflight.backup_failed", host=result.host, reason=reason))
+    backup = parse_backup(result.stdout)
+    backup.update(host=result.host, dir=directory)
+    version = str(backup["info"].get("cluster_version") or "")
+    return Outcome(
+        True,
+        msg(
+            "preflight.backup_ok",
+            host=result.host,
+            snapshot=backup["snapshot"],
+            resources=backup["resources"],
+            revision=backup["revision"],
+            version=version or "?",
+        ),
+        vars={"backup": backup, "backup_version": version},
+    )
+
+
+# --- 5. the cluster: version, proxy, webhooks --------------------------------------------------------
+
+
+def same_z_stream(a: str, b: str) -> bool:
+    """4.14.38 and 4.14.38 are; 4.14.37 and 4.14.38 are not. Build suffixes (+…) are ignored."""
+    return a.split("+")[0].strip() == b.split("+")[0].strip()
+
+
+def failing_webhooks(configurations: Sequence[Mapping[str, Any]], kind: str) -> list[str]:
+    """`kind/name/webhook` for every webhook whose failurePolicy is Fail (the v1 default when unset)."""
+    found = []
+    for configuration in configurations:
+        name = configuration.get("metadata", {}).get("name", "?")
+        for hook in configuration.get("webhooks") or []:
+            if (hook.get("failurePolicy") or "Fail") == "Fail":
+                found.append(f"{kind}/{name}/{hook.get('name', '?')}")
+    return found
+
+
+def _read_webhooks(ctx: StepContext) -> list[str]:
+    api = ctx.kube()
+    admission = client.AdmissionregistrationV1Api(api)
+    validating = call(ctx.cluster, admission.list_validating_webhook_configuration)
+    mutating = call(ctx.cluster, admission.list_mutating_webhook_configuration)
+    plain = api.sanitize_for_serialization
+    return failing_webhooks([plain(c) for c in validating.items], "validating") + failing_webhooks(
+        [plain(c) for c in mutating.items], "mutating"
+    )
+
+
+def _check_cluster(ctx: StepContext) -> Outcome:
+    recovery = ctx.vars["hosts"][ctx.vars["recovery_host"]]
+    backup_version = str(ctx.vars.get("backup_version") or "")
+    api_up = True
+    try:
+        objects = client.CustomObjectsApi(ctx.kube())
+        version, source = cluster_version(ctx, objects), "api"
+        proxy = proxy_env(ctx, objects)
+        webhooks: list[str] | None = _read_webhooks(ctx)
+    except StepFailed:
+        api_up = False
+        version, source = str(recovery.get("version") or ""), "hosts" if recovery.get("version") else ""
+        proxy = dict(recovery.get("proxy") or {})
+        webhooks = None
+    if version and backup_version and not same_z_stream(version, backup_version):
+        raise StepFailed(msg("preflight.z_stream_mismatch", backup=backup_version, cluster=version))
+    if not version or not backup_version:
+        verdict = msg("preflight.version_unknown", backup=backup_version or "?", cluster=version or "?")
+    else:
+        verdict = msg("preflight.version_same", version=version)
+    return Outcome(
+        True,
+        msg(
+            "preflight.cluster_checked",
+            versions=verdict.to_json(),
+            proxy=", ".join(sorted(proxy)) or "-",
+            webhooks=_webhooks_text(webhooks).to_json(),
+        ),
+        vars={
+            "cluster_version": version,
+            "version_source": source,
+            "proxy_env": proxy,
+            "webhooks_fail": webhooks,
+            "api_up": api_up,
+        },
+    )
+
+
+def _webhooks_text(webhooks: list[str] | None) -> Msg:
+    if webhooks is None:
+        return msg("preflight.webhooks_unknown")
+    if not webhooks:
+        return msg("preflight.webhooks_none")
+    return msg("preflight.webhooks_fail", webhooks=", ".join(webhooks))
+
+
+# --- 6. the start approval ---------------------------------------------------------------------------
+
+
+def start_prompt(ctx: StepContext) -> Msg:
+    vars = ctx.vars
+    backup = vars["backup"]
+    version, backup_version = vars.get("cluster_version") or "", vars.get("backup_version") or ""
+    if version and backup_version:
+        versions = msg("preflight.version_same", version=version)
+    else:
+        versions = msg("preflight.version_unknown", backup=backup_version or "?", cluster=version or "?")
+    others = [h.name for h in ctx.cluster.hosts if h.name != vars["recovery_host"]]
+    return msg(
+        "preflight.start_prompt",
+        cluster=ctx.cluster.name,
+        recovery=vars["recovery_host"],
+        others=", ".join(others) or "-",
+        dir=backup["dir"],
+        snapshot=backup["snapshot"],
+        resources=backup["resources"],
+        revision=backup.get("revision"),
+        versions=versions.to_json(),
+        proxy=", ".join(sorted(vars.get("proxy_env") or {})) or "-",
+        webhooks=_webhooks_text(vars.get("webhooks_fail")).to_json(),
+    )
+
+
+def preflight_steps(*, section: str, script: str, start_title: Msg) -> tuple[Step, ...]:
+    """The preflight steps and the start approval for a restore.
+
+    `section` is the runbook section the procedure implements ("5.4.2.2" or "5.4.2.3"); `script` is
+    the tool the recovery host must have (cluster-restore.sh for 5.4.2.2); `start_title` is the
+    title of the start approval (the procedure's own catalog entry).
+    """
+    prerequisites = f"{section} (prerequisites)"
+    return (
+        Command(
+            id="probe-hosts",
+            title=msg("preflight.step.probe"),
+            section=f"{section} step 2",
+            on=ALL_HOSTS,
+            command=lambda ctx: probe_command(script, backup_dir(ctx)),
+            sudo=True,
+            timeout=30,
+            check=_probed(script),
+        ),
+        Call(
+            id="check-recovery-host",
+            title=msg("preflight.step.check_recovery_host"),
+            section=f"{section} step 1",
+            call=_check_recovery_host,
+        ),
+        Choice(
+            id="choose-recovery-host",
+            title=msg("preflight.step.choose_recovery_host"),
+            section=f"{section} step 1",
+            var="recovery_host",
+            options=candidates,
+            prompt=msg("preflight.choose_prompt"),
+        ),
+        Command(
+            id="check-backup",
+            title=msg("preflight.step.check_backup"),
+            section=f"{section} step 3",
+            on=host_in("recovery_host"),
+            command=backup_command,
+            sudo=True,
+            timeout=60,
+            check=_backup_checked,
+        ),
+        Call(
+            id="check-cluster",
+            title=msg("preflight.step.check_cluster"),
+            section=prerequisites,
+            call=_check_cluster,
+        ),
+        Approval(id="approve-start", title=start_title, section=prerequisites, prompt=start_prompt),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import gates
+from bot.actions import csr, gates
 from bot.commands import dr
 from bot.deps import Deps
 
@@ -20,4 +20,5 @@ def build_app(deps: Deps, *, token: str, signing_secret: str, api_url: str) -> A
     )
     dr.register(app, deps)
     gates.register(app, deps)
+    csr.register(app, deps)
     return app

@@ -6,6 +6,7 @@ crash re-reads what was not acknowledged) and renders from the run's current sta
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -17,6 +18,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from bot.outbox import Outbox
 from bot.render import status_message, step_finished
+from bot.render_csr import csr_panel
 from procedures.clusters import Clusters
 from procedures.i18n import Msg, t
 from procedures.steps import Procedure
@@ -125,12 +127,30 @@ class Notifier:
                 t("thread.decided", language, user=data["by"], value=data["value"], step=data["step"]),
                 thread_slot=slot,
             )
+        elif event == events.PANEL:
+            self._panel(run, data, language)
+        elif event == events.NOTE:
+            who = f"<@{data['who']}> " if data["who"].startswith(("U", "W")) else ""
+            self.outbox.post(run.channel, who + t(Msg.from_json(data["text"]), language), thread_slot=slot)
         elif event == events.RUN_FINISHED:
             self.outbox.post(
                 run.channel, t(f"thread.run_{data['status']}", language, run=run.id), thread_slot=slot
             )
         text, blocks = self._status(run, procedure, language)
         self.outbox.update(run.channel, slot, text, blocks)
+
+    def _panel(self, run: Run, data: dict[str, Any], language: str) -> None:
+        """A step's panel is its own top-level message, posted once and then edited in place."""
+        key = keys.panel(data["token"])
+        stored = {k.decode(): v.decode() for k, v in self.redis.hgetall(key).items()}
+        if not stored or stored.get("panel") != "csr":
+            return
+        text, blocks = csr_panel(data["token"], int(stored["version"]), json.loads(stored["data"]), language)
+        slot = f"run:{run.id}:panel:{data['step']}"
+        if self.redis.hsetnx(key, "posted", "1"):
+            self.outbox.post(run.channel, text, blocks, slot=slot)
+        else:
+            self.outbox.update(run.channel, slot, text, blocks)
 
     def _status(self, run: Run, procedure: Procedure, language: str) -> tuple[str, list[dict[str, Any]]]:
         gate = load_gate(self.redis, run.gate) if run.gate else None

@@ -69,6 +69,18 @@ class StepContext(Protocol):
         serial: bool = False,
     ) -> list[CommandResult]: ...
 
+    def copy(
+        self,
+        source: Host,
+        path: str,
+        targets: Sequence[Host],
+        *,
+        destination: str | None = None,
+        timeout: float = 1800.0,
+    ) -> list[CommandResult]:
+        """Copy a (root-owned) file from one host to others through the bot, checked by sha256."""
+        ...
+
     def kube(self) -> Any:
         """A kubernetes.client.ApiClient for the cluster; raises StepFailed when the API is unreachable."""
         ...

@@ -75,6 +75,29 @@ class RunContext:
             )
         return results
 
+    def copy(
+        self,
+        source: Host,
+        path: str,
+        targets: Sequence[Host],
+        *,
+        destination: str | None = None,
+        timeout: float = 1800.0,
+    ) -> list[CommandResult]:
+        results = self.pool.copy(source, path, list(targets), destination=destination, timeout=timeout)
+        for result in results:
+            self.journal.append(
+                HOST_RESULT,
+                self.step_id,
+                host=result.host,
+                exit_code=result.exit_code,
+                duration=round(result.duration, 3),
+                error=result.error,
+                stdout=f"copied {path} from {source.name}",
+                stderr="",
+            )
+        return results
+
     def kube(self) -> client.ApiClient:
         if self._api is None:
             self._api = api_client(self.cluster)

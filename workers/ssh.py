@@ -16,6 +16,7 @@ message naming the host and what to do. Output is capped and redacted before it 
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import re
 import select
@@ -259,6 +260,115 @@ class SshPool:
         workers = min(max_parallel, len(hosts))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="drbot-ssh") as executor:
             return list(executor.map(lambda host: self._run(host, line, sudo, timeout, stdin), hosts))
+
+    def copy(
+        self,
+        source: Host,
+        path: str,
+        targets: Sequence[Host],
+        *,
+        destination: str | None = None,
+        timeout: float = 1800.0,
+    ) -> list[CommandResult]:
+        """Copy a root-owned file from `source` to `destination` (default: the same path) on each target,
+        streamed through this process (`sudo cat` there, `sudo sh -c 'cat > part && mv …'` here) and
+        checked with sha256.
+
+        Control-plane hosts do not trust each other's SSH keys, so the bot is the only way between them;
+        the file never lands on the bot's disk. Results come back in the order of `targets`.
+        """
+        start = time.monotonic()
+        deadline = start + timeout
+        results: dict[Host, CommandResult] = {}
+        digest = hashlib.sha256()
+        destination = destination or path
+        quoted, part = shlex.quote(destination), shlex.quote(destination + ".drbot-part")
+        write = f'mkdir -p "$(dirname {quoted})" && cat > {part} && mv -f {part} {quoted}'
+        try:
+            reader = self._open_channel(source, deadline)
+        except HostUnavailable as error:
+            return [
+                CommandResult(t.name, None, duration=time.monotonic() - start, error=str(error))
+                for t in targets
+            ]
+        writers: dict[Host, paramiko.Channel] = {}
+        try:
+            reader.exec_command(remote_command(f"cat -- {shlex.quote(path)}", sudo=True, timeout=timeout))
+            reader.shutdown_write()
+            for target in targets:
+                try:
+                    writers[target] = self._open_channel(target, deadline)
+                    writers[target].exec_command(remote_command(write, sudo=True, timeout=timeout))
+                except (HostUnavailable, paramiko.SSHException, OSError) as error:
+                    results[target] = CommandResult(
+                        target.name, None, duration=time.monotonic() - start, error=str(error)
+                    )
+            while time.monotonic() < deadline:
+                chunk = reader.recv(_READ_CHUNK)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                for target, channel in list(writers.items()):
+                    try:
+                        channel.sendall(chunk)
+                    except (OSError, EOFError, paramiko.SSHException) as error:
+                        results[target] = CommandResult(
+                            target.name,
+                            None,
+                            duration=time.monotonic() - start,
+                            error=f"{_where(target)}: writing {path} failed: {error}",
+                        )
+                        writers.pop(target).close()
+            else:
+                raise TimeoutError(f"copying {path} took longer than {timeout:g} s")
+            read_status = _exit_status(reader, deadline)
+            if read_status != 0:
+                problem = redact(reader.recv_stderr(_READ_CHUNK).decode(errors="replace").strip())
+                error = f"{_where(source)}: cannot read {path} (exit {read_status}): {problem}"
+                return [results.get(t) or CommandResult(t.name, None, error=error) for t in targets]
+            for target, channel in writers.items():
+                channel.shutdown_write()
+                status = _exit_status(channel, deadline)
+                error = "" if status == 0 else f"{_where(target)}: writing {path} failed (exit {status})"
+                results[target] = CommandResult(
+                    target.name, status, duration=time.monotonic() - start, error=error
+                )
+        except (paramiko.SSHException, EOFError, OSError) as error:
+            for target in targets:
+                results.setdefault(
+                    target,
+                    CommandResult(
+                        target.name,
+                        None,
+                        duration=time.monotonic() - start,
+                        error=f"copying {path} failed: {error}",
+                    ),
+                )
+        finally:
+            reader.close()
+            for channel in writers.values():
+                channel.close()
+        return self._verify_copies(
+            [results[t] for t in targets], targets, destination, digest.hexdigest(), deadline
+        )
+
+    def _verify_copies(
+        self, results: list[CommandResult], targets: Sequence[Host], path: str, sha256: str, deadline: float
+    ) -> list[CommandResult]:
+        checked = []
+        for result, target in zip(results, targets, strict=True):
+            if result.ok:
+                remaining = max(1.0, deadline - time.monotonic())
+                check = self.run(target, f"sha256sum -- {shlex.quote(path)}", sudo=True, timeout=remaining)
+                if not check.ok or check.stdout.split()[:1] != [sha256]:
+                    result = CommandResult(
+                        target.name,
+                        None,
+                        duration=result.duration,
+                        error=f"{_where(target)}: {path} differs from the source after copying",
+                    )
+            checked.append(result)
+        return checked
 
     def _run(self, host: Host, line: str, sudo: bool, timeout: float, stdin: str | None) -> CommandResult:
         start = time.monotonic()
@@ -555,6 +665,13 @@ def _check_host_key(host: Host, server_key: paramiko.PKey, known: Mapping[str, p
             f"key on the host, then remove the old entry (ssh-keygen -R '{name}' -f {host.known_hosts}) and "
             "add the new one"
         )
+
+
+def _exit_status(channel: paramiko.Channel, deadline: float) -> int | None:
+    """The command's exit status, or None if it did not end by the deadline (or ended without one)."""
+    if not channel.status_event.wait(max(0.0, deadline - time.monotonic())) or channel.exit_status < 0:
+        return None
+    return int(channel.exit_status)
 
 
 def _drain(channel: paramiko.Channel, stdout: _Capture, stderr: _Capture) -> None:

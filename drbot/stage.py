@@ -28,6 +28,7 @@ T = TypeVar("T")
 
 SIGNING_SECRET = "drill-signing-secret"
 BOT_TOKEN = "xoxb-drill-bot-token"
+APP_TOKEN = "xapp-drill-app-token"
 CHANNEL = "C0TWIN"
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0MALLORY": "mallory"}
 """alice and bob are the twin's approvers; mallory is in the channel but may not approve."""
@@ -65,6 +66,7 @@ class Stage:
         keep_twin: bool = False,
         start_twin: bool = True,
         first_address: str | None = None,
+        socket_mode: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.redis_url = redis_url
@@ -73,8 +75,11 @@ class Stage:
         self.start_twin = start_twin
         self.first_address = first_address
         self.port = free_port()
+        self.socket_mode = socket_mode
         self.slack = SlackSim(
-            f"http://127.0.0.1:{self.port}/slack/events",
+            None if socket_mode else f"http://127.0.0.1:{self.port}/slack/events",
+            mode="socket" if socket_mode else "http",
+            app_token=APP_TOKEN,
             signing_secret=SIGNING_SECRET,
             bot_token=BOT_TOKEN,
             users=USERS,
@@ -100,6 +105,7 @@ class Stage:
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": self.slack.url,
+            "SLACK_APP_TOKEN": APP_TOKEN,
         }
 
     def __enter__(self) -> Stage:
@@ -125,7 +131,8 @@ class Stage:
             raise StageError(f"{self.config} does not exist: is a twin running in {self.directory}?")
         self.redis().flushdb()
         self.slack.start()
-        self.bot = self._spawn("bot", "serve", "--port", str(self.port))
+        mode = ["--socket-mode"] if self.socket_mode else []
+        self.bot = self._spawn("bot", "serve", "--port", str(self.port), *mode)
         self.start_worker()
         self.wait_for(self._ready, timeout=20, what="drbot serve to answer /readyz")
 

@@ -86,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     settings.require_slack(args.socket_mode)
-    redis, clusters = settings.redis(), settings.clusters()
+    redis, clusters = settings.redis(answering_slack=True), settings.clusters()
     web = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     deps = Deps(redis=redis, clusters=clusters, procedures=PROCEDURES, outbox=Outbox(redis), web=web)
     notifier = Notifier(

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.exceptions import RedisError
 
 from procedures.clusters import Clusters, load_clusters
@@ -37,8 +39,19 @@ class Settings:
             slack_api_url=os.environ.get("SLACK_API_URL", SLACK_API_DEFAULT),
         )
 
-    def redis(self) -> Redis:
-        client = Redis.from_url(self.redis_url, socket_connect_timeout=3, health_check_interval=30)
+    def redis(self, answering_slack: bool = False) -> Redis:
+        """A Redis client. The bot's (`answering_slack`) fails within about a second, so a Redis outage
+        gets a clear answer inside Slack's 3 s instead of a timeout; workers retry longer."""
+        if answering_slack:
+            client = Redis.from_url(
+                self.redis_url,
+                socket_connect_timeout=0.5,
+                socket_timeout=1.0,
+                retry=Retry(NoBackoff(), 1),
+                health_check_interval=30,
+            )
+        else:
+            client = Redis.from_url(self.redis_url, socket_connect_timeout=3, health_check_interval=30)
         try:
             client.ping()
         except RedisError as error:

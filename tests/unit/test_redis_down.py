@@ -1,6 +1,8 @@
 """With Redis unreachable, a command gets a clear answer and nothing is half-done."""
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from slack_sdk import WebClient
 
 from bot.commands.dr import answer
@@ -23,7 +25,7 @@ CLUSTERS = parse_clusters(
 
 
 def test_a_command_while_redis_is_down_says_so() -> None:
-    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    dead = Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 1))
     deps = Deps(
         redis=dead,
         clusters=CLUSTERS,

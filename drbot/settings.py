@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from redis import Redis
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from procedures.clusters import Clusters, load_clusters
 

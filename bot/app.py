@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.actions import csr, gates
+from bot.actions import csr, gates, runs
 from bot.commands import dr
 from bot.deps import Deps
 
@@ -21,4 +21,5 @@ def build_app(deps: Deps, *, token: str, signing_secret: str, api_url: str) -> A
     dr.register(app, deps)
     gates.register(app, deps)
     csr.register(app, deps)
+    runs.register(app, deps)
     return app

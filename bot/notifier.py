@@ -132,6 +132,10 @@ class Notifier:
         elif event == events.NOTE:
             who = f"<@{data['who']}> " if data["who"].startswith(("U", "W")) else ""
             self.outbox.post(run.channel, who + t(Msg.from_json(data["text"]), language), thread_slot=slot)
+        elif event == events.RUN_RETRIED:
+            self.outbox.post(
+                run.channel, t("thread.retried", language, user=data["by"], run=run.id), thread_slot=slot
+            )
         elif event == events.RUN_FINISHED:
             self.outbox.post(
                 run.channel, t(f"thread.run_{data['status']}", language, run=run.id), thread_slot=slot

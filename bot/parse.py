@@ -31,6 +31,7 @@ BUILTIN: dict[str, Spec] = {
     "plan": Spec("/dr plan PROCEDURE [CLUSTER]", args=("procedure",), optional=("cluster",)),
     "status": Spec("/dr status [CLUSTER]", optional=("cluster",)),
     "abort": Spec("/dr abort RUN-ID|CLUSTER", args=("target",)),
+    "retry": Spec("/dr retry RUN-ID", args=("run",)),
     "timeline": Spec("/dr timeline"),
     "note": Spec("/dr note TEXT", args=("text",), rest=True),
     "language": Spec("/dr language en|zh-CN", args=("language",)),

@@ -91,6 +91,15 @@ def status_message(
         blocks.extend(gate_blocks(gate, language))
     if run.finished:
         blocks.append(section(_result(run, procedure, language)))
+    if run.status == FAILED and not run.result.get("rejected_by"):
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    button(t("button.retry", language), "run:retry", run.id, "primary"),
+                ],
+            }
+        )
     return text, blocks
 
 

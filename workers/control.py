@@ -16,7 +16,7 @@ from procedures.steps import Procedure
 from workers import events, gates
 from workers.journal import DECISION, Journal
 from workers.queue import enqueue_advance
-from workers.runs import ABORTED, RUNNING, WAITING, Run, RunStore, new_run_id
+from workers.runs import ABORTED, FAILED, RUNNING, WAITING, Run, RunStore, new_run_id
 from workers.timeline import Timeline
 
 
@@ -118,6 +118,26 @@ class Control:
                 run=run.id,
             )
         return run
+
+    def retry(self, run: Run, user: str) -> str:
+        """Run a failed run again from the step that failed; "retried", or why not ("not_failed",
+        "rejected": a rejection is a decision, not a failure, or "busy": another run owns the cluster)."""
+        if run.status != FAILED:
+            return "not_failed"
+        if run.result.get("rejected_by"):
+            return "rejected"
+        if not self.runs.reopen(run):
+            return "busy"
+        self.timeline.append(
+            run.channel,
+            "retry",
+            user,
+            msg("timeline.retry", run=run.id, step=run.result.get("step", "?")),
+            run=run.id,
+        )
+        events.emit(self.redis, events.RUN_RETRIED, run.id, by=user)
+        enqueue_advance(self.redis, run.id)
+        return "retried"
 
     def note(self, channel: str, user: str, text: str) -> None:
         self.timeline.append(channel, "note", user, text)

@@ -23,6 +23,7 @@ PROGRESS = "progress"
 GATE_OPENED = "gate_opened"
 GATE_CLOSED = "gate_closed"
 RUN_FINISHED = "run_finished"
+RUN_RETRIED = "run_retried"
 PANEL = "panel"
 NOTE = "note"
 

@@ -17,6 +17,7 @@ from workers import keys
 STARTED = "started"
 FINISHED = "finished"
 SKIPPED = "skipped"
+FAILED = "failed"
 HOST_RESULT = "host_result"
 DECISION = "decision"
 
@@ -36,14 +37,19 @@ class Journal:
         return [e for e in items if step is None or e["step"] == step]
 
     def state(self, step: str) -> tuple[str | None, int]:
-        """The step's last lifecycle event (started, finished, skipped or None) and its attempts so far."""
+        """The step's last lifecycle event and its attempts so far.
+
+        started, finished, skipped, failed (it finished without success: a retry runs it again) or None.
+        """
         last, attempts = None, 0
         for entry in self.entries(step):
             if entry["event"] == STARTED:
                 attempts += 1
                 last = STARTED
-            elif entry["event"] in (FINISHED, SKIPPED):
-                last = entry["event"]
+            elif entry["event"] == FINISHED:
+                last = FINISHED if entry.get("ok", True) else FAILED
+            elif entry["event"] == SKIPPED:
+                last = SKIPPED
         return last, attempts
 
     def decision(self, step: str, attempt: int) -> dict[str, Any] | None:

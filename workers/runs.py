@@ -108,6 +108,17 @@ class RunStore:
         pipe.execute()
         self.release_cluster(run)
 
+    def reopen(self, run: Run) -> bool:
+        """Take the cluster lock again for a failed run and mark it running; False if the cluster is busy."""
+        if not self.redis.set(keys.cluster_lock(run.cluster), run.id, nx=True):
+            return False
+        run.status, run.finished_at, run.result = RUNNING, 0.0, {}
+        pipe = self.redis.pipeline()
+        pipe.hset(keys.run(run.id), mapping=_encode(run))
+        pipe.sadd(keys.active_runs(), run.id)
+        pipe.execute()
+        return True
+
     def release_cluster(self, run: Run) -> None:
         """Release the cluster lock only if this run still holds it."""
         lock = keys.cluster_lock(run.cluster)

@@ -132,6 +132,23 @@ def _abort(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -
     return ephemeral(t("abort.requested", language, run=run.id))
 
 
+def _retry(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
+    return ephemeral(retry_run(deps, parsed.args["run"], user, language))
+
+
+def retry_run(deps: Deps, run_id: str, user: str, language: str) -> str:
+    """Retry a failed run from its failed step (the command and the status message's button)."""
+    run = deps.control.runs.load(run_id)
+    if run is None:
+        return t("retry.unknown", language, run=run_id)
+    cluster = deps.clusters.get(run.cluster)
+    if user != run.requester and not deps.is_approver(user, cluster):
+        return t("retry.not_allowed", language, run=run.id)
+    outcome = deps.control.retry(run, user)
+    owner = deps.control.runs.owner_of(run.cluster) or "?"
+    return t(f"retry.{outcome}", language, run=run.id, cluster=run.cluster, owner=owner)
+
+
 def _find_run(deps: Deps, target: str) -> Run | None:
     runs = deps.control.runs
     if target in deps.clusters.by_name:
@@ -179,6 +196,7 @@ HANDLERS: dict[str, Callable[[Deps, Parsed, str, str, str], Reply]] = {
     "plan": _plan,
     "status": _status,
     "abort": _abort,
+    "retry": _retry,
     "timeline": _timeline,
     "note": _note,
     "language": _language,

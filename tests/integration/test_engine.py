@@ -79,7 +79,29 @@ def ready_on_third_check(ctx: StepContext) -> tuple[bool, object]:
     return WAIT_COUNTER["n"] >= 3, msg("step.ok")
 
 
+def fails_first_time(ctx: StepContext) -> Outcome:
+    with MARKS.open("a") as marks:
+        marks.write("flaky\n")
+    if marks_count("flaky") == 1:
+        return Outcome(False, msg("step.failed_on_hosts", hosts="master-0 (exit 1)"))
+    return Outcome(True, msg("step.ok"))
+
+
+def marks_count(name: str) -> int:
+    return marks().count(name)
+
+
 PROCEDURES = {
+    "flaky": Procedure(
+        "flaky",
+        msg("step.ok"),
+        "test",
+        (
+            mark("before"),
+            Call(id="flaky", title=msg("step.ok"), section="test", call=fails_first_time),
+            mark("after"),
+        ),
+    ),
     "gated": Procedure(
         "gated",
         msg("step.ok"),
@@ -274,3 +296,24 @@ def test_a_killed_worker_leaves_a_non_idempotent_step_to_a_human(engine: Engine,
     journal = Journal(engine.redis, run.id)
     assert journal.state("first") == ("finished", 1)
     assert journal.state("dangerous") == ("skipped", 1)
+
+
+def test_a_failed_run_is_retried_from_the_failed_step(engine: Engine, control: Control) -> None:
+    run = control.start("flaky", "prod", "C1", "U0ALICE")
+    engine.advance(run.id)
+    run = control.runs.load(run.id)
+    assert run.status == FAILED and run.result["step"] == "flaky"
+    assert control.runs.owner_of("prod") is None
+
+    other = control.start("gated", "prod", "C1", "U0BOB")
+    assert control.retry(run, "U0ALICE") == "busy"
+    control.abort(control.runs.load(other.id), "U0BOB")
+    engine.advance(other.id)
+
+    assert control.retry(run, "U0ALICE") == "retried"
+    assert control.retry(control.runs.load(run.id), "U0ALICE") == "not_failed"
+    engine.advance(run.id)
+    run = control.runs.load(run.id)
+    assert run.status == SUCCEEDED
+    assert marks() == ["before", "flaky", "flaky", "after"], "the step before the failure did not run again"
+    assert Journal(engine.redis, run.id).state("flaky") == ("finished", 2)

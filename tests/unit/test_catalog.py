@@ -15,7 +15,8 @@ DYNAMIC = {
     "thread.run_": ["succeeded", "failed", "aborted"],
     "timeline.gate_opened.": ["approval", "choice", "unknown_outcome"],
     "timeline.run_": ["succeeded", "failed", "aborted"],
-    "help.": ["help", "plan", "status", "abort", "timeline", "note", "language"],
+    "help.": ["help", "plan", "status", "abort", "retry", "timeline", "note", "language"],
+    "retry.": ["unknown", "not_allowed", "retried", "not_failed", "rejected", "busy"],
 }
 
 

@@ -1,0 +1,591 @@
+"""The restore's work through the Kubernetes API (5.4.2.2 steps 9–24): nodes, OVN-Kubernetes, machines,
+the static-pod operators and the workloads to restart.
+
+Every call goes through procedures.kube.call, so an API that is down reads as a plain message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+
+from procedures.clusters import Host
+from procedures.i18n import Msg, msg
+from procedures.kube import call, call_if_present
+from procedures.restore_host import clear_pki_command, move_pki_command, non_recovery
+from procedures.steps import Outcome, StepContext, StepFailed
+
+OPERATOR = ("operator.openshift.io", "v1")
+MACHINE_API = ("machine.openshift.io", "v1beta1", "openshift-machine-api", "machines")
+CPMS = ("machine.openshift.io", "v1", "openshift-machine-api", "controlplanemachinesets", "cluster")
+OVN_NAMESPACE = "openshift-ovn-kubernetes"
+MASTER_ROLE = "node-role.kubernetes.io/master"
+QUORUM_GUARD = "useUnsupportedUnsafeNonHANonProductionUnstableEtcd"
+MERGE = "application/merge-patch+json"
+NODE_SETTLE = 40.0
+"""kube-controller-manager's node-monitor-grace-period: after it, a node that is not posting status is
+NotReady, so "nodes that stay NotReady" can be told apart from nodes the snapshot still shows Ready."""
+MACHINE_WAIT = 1800.0
+STUCK_TERMINATING = 60.0
+"""An ovnkube pod still Terminating after this long is "stuck" in the runbook's sense (step 15)."""
+
+
+def _core(ctx: StepContext) -> client.CoreV1Api:
+    return client.CoreV1Api(ctx.kube())
+
+
+def _custom(ctx: StepContext) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(ctx.kube())
+
+
+def plain(ctx: StepContext, obj: Any) -> Any:
+    return ctx.kube().sanitize_for_serialization(obj)
+
+
+# --- nodes (step 9) ----------------------------------------------------------------------------------
+
+
+def node_ready(node: Mapping[str, Any]) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def node_addresses(node: Mapping[str, Any]) -> set[str]:
+    return {a.get("address", "") for a in (node.get("status") or {}).get("addresses") or []}
+
+
+def node_of_host(nodes: Sequence[Mapping[str, Any]], host: Host) -> str | None:
+    """The Node of a control-plane host: the same name (short or full), or one of its addresses."""
+    for node in nodes:
+        name = node["metadata"]["name"]
+        if name == host.name or name.split(".")[0] == host.name.split(".")[0]:
+            return str(name)
+    for node in nodes:
+        if host.address in node_addresses(node):
+            return str(node["metadata"]["name"])
+    return None
+
+
+def list_nodes(ctx: StepContext) -> list[dict[str, Any]]:
+    return [plain(ctx, n) for n in call(ctx.cluster, _core(ctx).list_node).items]
+
+
+def nodes_reported(ctx: StepContext) -> tuple[bool, Msg]:
+    """`oc get nodes -w` until the API answers and the kubelets had node-monitor-grace-period to report."""
+    try:
+        nodes = list_nodes(ctx)
+    except StepFailed as down:
+        return False, msg("restore.api_waiting", reason=down.summary.to_json())
+    waited = time.time() - float(ctx.vars.get("restored_at") or 0)
+    not_ready = sorted(n["metadata"]["name"] for n in nodes if not node_ready(n))
+    if waited < NODE_SETTLE:
+        return False, msg(
+            "restore.nodes_settling",
+            seconds=int(NODE_SETTLE - waited),
+            ready=len(nodes) - len(not_ready),
+            total=len(nodes),
+        )
+    return True, msg("restore.nodes_reported", total=len(nodes), not_ready=", ".join(not_ready) or "-")
+
+
+def clear_kubelet_pki(ctx: StepContext) -> Outcome:
+    """Delete the PEM files in /var/lib/kubelet/pki on every control-plane host whose node is NotReady."""
+    nodes = list_nodes(ctx)
+    not_ready = [n for n in nodes if not node_ready(n)]
+    hosts = [h for h in ctx.cluster.hosts if node_of_host(not_ready, h)]
+    others = sorted(
+        n["metadata"]["name"] for n in not_ready if not any(node_of_host([n], h) for h in ctx.cluster.hosts)
+    )
+    if hosts:
+        results = ctx.run(hosts, clear_pki_command(), sudo=True, timeout=60)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise StepFailed(
+                msg(
+                    "restore.pki_failed",
+                    hosts=", ".join(f"{r.host} ({r.error or r.exit_code})" for r in failed),
+                )
+            )
+    return Outcome(
+        True,
+        msg(
+            "restore.pki_cleared",
+            hosts=", ".join(h.name for h in hosts) or "-",
+            others=", ".join(others) or "-",
+        ),
+        vars={"pki_cleared": [h.name for h in hosts], "not_ready_elsewhere": others},
+    )
+
+
+# --- OVN-Kubernetes (steps 13–15) ----------------------------------------------------------------------
+
+
+def delete_non_recovery_nodes(ctx: StepContext) -> Outcome:
+    """`oc delete node <non-recovery-1> <non-recovery-2>`, remembering their IPs for the next check."""
+    nodes = list_nodes(ctx)
+    deleted, ips = [], []
+    for host in non_recovery(ctx):
+        name = node_of_host(nodes, host)
+        ips.append(host.address)
+        if name is None:
+            continue
+        node = next(n for n in nodes if n["metadata"]["name"] == name)
+        ips.extend(sorted(node_addresses(node) - {name, host.address}))
+        call_if_present(ctx.cluster, _core(ctx).delete_node, name)
+        deleted.append(name)
+    return Outcome(
+        True,
+        msg("restore.nodes_deleted", nodes=", ".join(deleted) or "-"),
+        vars={"deleted_nodes": deleted, "deleted_ips": sorted(set(ips))},
+    )
+
+
+def ovn_control_plane(ctx: StepContext) -> tuple[str, dict[str, Any] | None]:
+    """(app label, object): ds/ovnkube-master up to 4.13, deploy/ovnkube-control-plane with interconnect."""
+    apps = client.AppsV1Api(ctx.kube())
+    master = call_if_present(ctx.cluster, apps.read_namespaced_daemon_set, "ovnkube-master", OVN_NAMESPACE)
+    if master is not None:
+        return "ovnkube-master", plain(ctx, master)
+    control = call_if_present(
+        ctx.cluster, apps.read_namespaced_deployment, "ovnkube-control-plane", OVN_NAMESPACE
+    )
+    return "ovnkube-control-plane", plain(ctx, control) if control is not None else None
+
+
+def ips_referenced(obj: Any, ips: Sequence[str]) -> list[str]:
+    """`oc get ds/ovnkube-master -o yaml | grep -E '<ip1>|<ip2>'`: which IPs still appear anywhere in it."""
+    text = repr(obj)
+    return [ip for ip in ips if ip and ip in text]
+
+
+def ovn_forgot_ips(ctx: StepContext) -> tuple[bool, Msg]:
+    app, obj = ovn_control_plane(ctx)
+    if obj is None:
+        return True, msg("restore.ovn_no_control_plane")
+    left = ips_referenced(obj, ctx.vars.get("deleted_ips") or [])
+    if not left:
+        return True, msg("restore.ovn_ips_gone", app=app)
+    return False, msg("restore.ovn_ips_left", app=app, ips=", ".join(left))
+
+
+def _pods(ctx: StepContext, selector: str) -> list[dict[str, Any]]:
+    found = call(ctx.cluster, _core(ctx).list_namespaced_pod, OVN_NAMESPACE, label_selector=selector)
+    return [plain(ctx, p) for p in found.items]
+
+
+def restart_ovn_control_plane(ctx: StepContext) -> Outcome:
+    """`oc delete pods -l app=ovnkube-master -n openshift-ovn-kubernetes` (ovnkube-control-plane on 4.14+)."""
+    app, _ = ovn_control_plane(ctx)
+    pods = _pods(ctx, f"app={app}")
+    for pod in pods:
+        call_if_present(ctx.cluster, _core(ctx).delete_namespaced_pod, pod["metadata"]["name"], OVN_NAMESPACE)
+    return Outcome(True, msg("restore.pods_deleted", count=len(pods), app=app), vars={"ovn_app": app})
+
+
+def pod_phase(pod: Mapping[str, Any]) -> str:
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def pods_running(ctx: StepContext, app: str) -> tuple[bool, Msg]:
+    pods = _pods(ctx, f"app={app}")
+    states = sorted(f"{p['metadata']['name']} {pod_phase(p)}" for p in pods)
+    if pods and all(pod_phase(p) == "Running" for p in pods):
+        return True, msg("restore.pods_running", app=app, count=len(pods))
+    return False, msg("restore.pods_waiting", app=app, pods=", ".join(states) or "-")
+
+
+def ovn_control_plane_running(ctx: StepContext) -> tuple[bool, Msg]:
+    return pods_running(ctx, str(ctx.vars.get("ovn_app") or "ovnkube-master"))
+
+
+def restart_ovnkube_node_pods(ctx: StepContext) -> Outcome:
+    """`oc get pods -o name | grep ovnkube-node | while read p; do oc delete $p; done`."""
+    pods = _pods(ctx, "app=ovnkube-node")
+    for pod in pods:
+        call_if_present(ctx.cluster, _core(ctx).delete_namespaced_pod, pod["metadata"]["name"], OVN_NAMESPACE)
+    return Outcome(
+        True,
+        msg("restore.pods_deleted", count=len(pods), app="ovnkube-node"),
+        vars={"ovn_restarted_at": time.time()},
+    )
+
+
+def stuck_terminating(
+    pods: Sequence[Mapping[str, Any]], now: datetime, after: float
+) -> list[Mapping[str, Any]]:
+    """Pods whose deletion was asked for more than `after` seconds ago and that still exist."""
+    stuck = []
+    for pod in pods:
+        since = pod["metadata"].get("deletionTimestamp")
+        if not since:
+            continue
+        asked = (
+            since
+            if isinstance(since, datetime)
+            else datetime.fromisoformat(str(since).replace("Z", "+00:00"))
+        )
+        if (now - asked).total_seconds() >= after:
+            stuck.append(pod)
+    return stuck
+
+
+def ovnkube_node_settled(ctx: StepContext) -> tuple[bool, Msg]:
+    """Every ovnkube-node pod Running, or stuck Terminating long enough to be handled by the next step."""
+    pods = _pods(ctx, "app=ovnkube-node")
+    stuck = stuck_terminating(pods, datetime.now(UTC), STUCK_TERMINATING)
+    pending = [p for p in pods if pod_phase(p) != "Running" and p not in stuck]
+    if pods and not pending:
+        return True, msg("restore.ovn_nodes_settled", running=len(pods) - len(stuck), stuck=len(stuck))
+    states = ", ".join(sorted(f"{p['metadata']['name']} {pod_phase(p)}" for p in pending)) or "-"
+    return False, msg("restore.pods_waiting", app="ovnkube-node", pods=states)
+
+
+def handle_stuck_terminating(ctx: StepContext) -> Outcome:
+    """For each node with an OVN pod stuck Terminating: delete the node, move the kubelet's PEM files
+    aside and restart the kubelet (control-plane hosts, over SSH); other nodes are listed for a person."""
+    pods = _pods(ctx, "app=ovnkube-node")
+    stuck = stuck_terminating(pods, datetime.now(UTC), STUCK_TERMINATING)
+    stuck_nodes = sorted({str(p["spec"].get("nodeName") or "") for p in stuck} - {""})
+    nodes = [n for n in list_nodes(ctx) if n["metadata"]["name"] in stuck_nodes]
+    hosts = [h for h in ctx.cluster.hosts if node_of_host(nodes, h)]
+    for name in stuck_nodes:
+        call_if_present(ctx.cluster, _core(ctx).delete_node, name)
+    if hosts:
+        command = f"{move_pki_command()}; systemctl restart kubelet.service"
+        results = ctx.run(hosts, command, sudo=True, timeout=120, serial=True)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise StepFailed(
+                msg(
+                    "restore.pki_failed",
+                    hosts=", ".join(f"{r.host} ({r.error or r.exit_code})" for r in failed),
+                )
+            )
+    on_hosts = {node_of_host(nodes, h) for h in hosts}
+    manual = [n for n in stuck_nodes if n not in on_hosts]
+    return Outcome(
+        True,
+        msg(
+            "restore.stuck_handled",
+            nodes=", ".join(stuck_nodes) or "-",
+            manual=", ".join(manual) or "-",
+        ),
+        vars={"stuck_nodes": stuck_nodes},
+    )
+
+
+# --- machines (step 16) --------------------------------------------------------------------------------
+
+
+def list_machines(ctx: StepContext) -> list[dict[str, Any]]:
+    group, version, namespace, plural = MACHINE_API
+    found = call(ctx.cluster, _custom(ctx).list_namespaced_custom_object, group, version, namespace, plural)
+    return list(found.get("items", []))
+
+
+def is_master_machine(machine: Mapping[str, Any]) -> bool:
+    labels = machine["metadata"].get("labels") or {}
+    return labels.get("machine.openshift.io/cluster-api-machine-role") == "master"
+
+
+def machine_of_host(machines: Sequence[Mapping[str, Any]], host: Host) -> Mapping[str, Any] | None:
+    """The control-plane Machine of a host: its nodeRef names the host, or it has the host's address."""
+    for machine in machines:
+        status = machine.get("status") or {}
+        node = (status.get("nodeRef") or {}).get("name", "")
+        addresses = {a.get("address") for a in status.get("addresses") or []}
+        if node and (node == host.name or node.split(".")[0] == host.name.split(".")[0]):
+            return machine
+        if host.address in addresses:
+            return machine
+    return None
+
+
+def next_master_name(old: str, taken: set[str]) -> str:
+    """…-master-0 becomes …-master-3 (the next free index), as the runbook shows."""
+    stem = old.rsplit("-", 1)[0]
+    index = 3
+    while f"{stem}-{index}" in taken:
+        index += 1
+    return f"{stem}-{index}"
+
+
+def replacement(old: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The edited copy of `oc get machine <old> -o yaml`: no status, spec.providerID, annotations,
+    generation, resourceVersion, uid or selfLink; the new name."""
+    meta = old["metadata"]
+    return {
+        "apiVersion": old.get("apiVersion", "machine.openshift.io/v1beta1"),
+        "kind": old.get("kind", "Machine"),
+        "metadata": {
+            "name": name,
+            "namespace": meta.get("namespace", MACHINE_API[2]),
+            "labels": dict(meta.get("labels") or {}),
+        },
+        "spec": {k: v for k, v in (old.get("spec") or {}).items() if k != "providerID"},
+    }
+
+
+def machines_to_replace(ctx: StepContext) -> list[Mapping[str, Any]]:
+    machines = [m for m in list_machines(ctx) if is_master_machine(m)]
+    found = []
+    for host in non_recovery(ctx):
+        machine = machine_of_host(machines, host)
+        if machine is not None:
+            found.append(machine)
+    return found
+
+
+def machine_prompt(ctx: StepContext) -> Msg:
+    try:
+        names = [m["metadata"]["name"] for m in machines_to_replace(ctx)]
+    except StepFailed as failure:
+        return msg("restore.machines_prompt_unknown", reason=failure.summary.to_json())
+    return msg(
+        "restore.machines_prompt",
+        machines=", ".join(names) or "-",
+        recovery=ctx.vars["recovery_host"],
+    )
+
+
+def _cpms_active(ctx: StepContext) -> bool:
+    group, version, namespace, plural, name = CPMS
+    cpms = call_if_present(
+        ctx.cluster, _custom(ctx).get_namespaced_custom_object, group, version, namespace, plural, name
+    )
+    return bool(cpms) and (cpms.get("spec") or {}).get("state") == "Active"
+
+
+def recreate_machines(ctx: StepContext) -> Outcome:
+    """Delete and re-create each lost control-plane Machine, one at a time, never the recovery host's."""
+    group, version, namespace, plural = MACHINE_API
+    api = _custom(ctx)
+    automatic = _cpms_active(ctx)
+    replaced = []
+    for old in machines_to_replace(ctx):
+        old_name = old["metadata"]["name"]
+        taken = {m["metadata"]["name"] for m in list_machines(ctx)}
+        new_name = next_master_name(old_name, taken)
+        copy = replacement(old, new_name)
+        ctx.progress(msg("restore.machine_deleting", machine=old_name))
+        call_if_present(
+            ctx.cluster, api.delete_namespaced_custom_object, group, version, namespace, plural, old_name
+        )
+        _until(
+            ctx,
+            lambda old_name=old_name: old_name not in {m["metadata"]["name"] for m in list_machines(ctx)},
+            msg("restore.machine_deleting", machine=old_name),
+        )
+        if automatic:
+            _until(
+                ctx,
+                lambda taken=taken: _newer_master(ctx, taken) is not None,
+                msg("restore.machine_auto", machine=old_name),
+            )
+            new_name = str(_newer_master(ctx, taken))
+        else:
+            call(ctx.cluster, api.create_namespaced_custom_object, group, version, namespace, plural, copy)
+        _until(
+            ctx,
+            lambda new_name=new_name: _phase(ctx, new_name) == "Running",
+            msg("restore.machine_provisioning", machine=new_name),
+        )
+        replaced.append(f"{old_name} → {new_name}")
+    return Outcome(
+        True,
+        msg("restore.machines_replaced", machines="; ".join(replaced) or "-"),
+        vars={"machines_replaced": replaced},
+    )
+
+
+def _newer_master(ctx: StepContext, taken: set[str]) -> str | None:
+    for machine in list_machines(ctx):
+        if is_master_machine(machine) and machine["metadata"]["name"] not in taken:
+            return str(machine["metadata"]["name"])
+    return None
+
+
+def _phase(ctx: StepContext, name: str) -> str:
+    for machine in list_machines(ctx):
+        if machine["metadata"]["name"] == name:
+            return str((machine.get("status") or {}).get("phase") or "")
+    return ""
+
+
+def _until(ctx: StepContext, done: Any, waiting: Msg, timeout: float = MACHINE_WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise StepFailed(msg("step.wait_timed_out", seconds=int(timeout), last=waiting.to_json()))
+        if ctx.aborted():
+            raise StepFailed(msg("step.wait_aborted"))
+        ctx.progress(waiting)
+        time.sleep(2.0)
+
+
+def upi_prompt(ctx: StepContext) -> Msg:
+    others = ", ".join(h.name for h in non_recovery(ctx))
+    return msg("restore.upi_prompt", hosts=others, recovery=ctx.vars["recovery_host"])
+
+
+def control_plane_nodes_ready(ctx: StepContext) -> tuple[bool, Msg]:
+    nodes = [n for n in list_nodes(ctx) if MASTER_ROLE in (n["metadata"].get("labels") or {})]
+    ready = sorted(n["metadata"]["name"] for n in nodes if node_ready(n))
+    expected = len(ctx.cluster.hosts)
+    if len(ready) >= expected:
+        return True, msg("restore.masters_ready", count=len(ready), nodes=", ".join(ready))
+    return False, msg(
+        "restore.masters_waiting", count=len(ready), expected=expected, nodes=", ".join(ready) or "-"
+    )
+
+
+# --- static-pod operators (steps 17–22) ---------------------------------------------------------------
+
+
+def _operator(ctx: StepContext, plural: str) -> dict[str, Any]:
+    return dict(call(ctx.cluster, _custom(ctx).get_cluster_custom_object, *OPERATOR, plural, "cluster"))
+
+
+def _patch(ctx: StepContext, plural: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(
+        call(
+            ctx.cluster,
+            _custom(ctx).patch_cluster_custom_object,
+            *OPERATOR,
+            plural,
+            "cluster",
+            body,
+            _content_type=MERGE,
+        )
+    )
+
+
+def quorum_guard(enabled: bool) -> Any:
+    """`oc patch etcd/cluster --type=merge` unsupportedConfigOverrides on (guard off) or null (guard on)."""
+
+    def step(ctx: StepContext) -> Outcome:
+        overrides = None if enabled else {QUORUM_GUARD: True}
+        patched = _patch(ctx, "etcds", {"spec": {"unsupportedConfigOverrides": overrides}})
+        now = (patched.get("spec") or {}).get("unsupportedConfigOverrides")
+        if enabled and now:
+            raise StepFailed(msg("restore.guard_still_off", overrides=str(now)))
+        return Outcome(True, msg("restore.guard_on" if enabled else "restore.guard_off"))
+
+    return step
+
+
+def recovery_reason() -> str:
+    """`recovery-$(date --rfc-3339=ns)`: unique, so the operator cuts a new revision."""
+    now = datetime.now(UTC)
+    return f"recovery-{now.strftime('%Y-%m-%d %H:%M:%S')}.{now.microsecond * 1000:09d}+00:00"
+
+
+def force_redeployment(plural: str) -> Any:
+    """`oc patch <operator> cluster -p '{"spec": {"forceRedeploymentReason": "recovery-…"}}' --type=merge`."""
+
+    def step(ctx: StepContext) -> Outcome:
+        before = _operator(ctx, plural)
+        revision = int((before.get("status") or {}).get("latestAvailableRevision") or 0)
+        reason = recovery_reason()
+        _patch(ctx, plural, {"spec": {"forceRedeploymentReason": reason}})
+        return Outcome(
+            True,
+            msg("restore.forced", operator=plural, reason=reason, revision=revision),
+            vars={f"{plural}_before": revision},
+        )
+
+    return step
+
+
+def installer_state(obj: Mapping[str, Any]) -> tuple[int, str, str]:
+    """(latestAvailableRevision, NodeInstallerProgressing reason, message): the runbook's jsonpath query."""
+    status = obj.get("status") or {}
+    condition = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "NodeInstallerProgressing"), {}
+    )
+    return (
+        int(status.get("latestAvailableRevision") or 0),
+        str(condition.get("reason") or ""),
+        str(condition.get("message") or ""),
+    )
+
+
+def revision_cut(plural: str) -> Any:
+    """The operator saw the new reason: latestAvailableRevision went past the one before the patch."""
+
+    def condition(ctx: StepContext) -> tuple[bool, Msg]:
+        latest, _, message = installer_state(_operator(ctx, plural))
+        before = int(ctx.vars.get(f"{plural}_before") or 0)
+        if latest > before:
+            return True, msg("restore.revision_cut", operator=plural, revision=latest)
+        return False, msg("restore.revision_waiting", operator=plural, revision=before, message=message)
+
+    return condition
+
+
+def at_latest_revision(plural: str) -> Any:
+    """NodeInstallerProgressing says AllNodesAtLatestRevision, at a revision newer than before the patch."""
+
+    def condition(ctx: StepContext) -> tuple[bool, Msg]:
+        latest, reason, message = installer_state(_operator(ctx, plural))
+        before = int(ctx.vars.get(f"{plural}_before") or 0)
+        if reason == "AllNodesAtLatestRevision" and latest > before:
+            return True, msg("restore.rollout_done", operator=plural, message=message)
+        return False, msg("restore.rollout_waiting", operator=plural, reason=reason or "-", message=message)
+
+    return condition
+
+
+# --- the end (steps 23–24) ----------------------------------------------------------------------------
+
+
+def etcd_pods_running(ctx: StepContext) -> tuple[bool, Msg]:
+    """`oc -n openshift-etcd get pods -l k8s-app=etcd`: one Running pod per control-plane host."""
+    found = call(ctx.cluster, _core(ctx).list_namespaced_pod, "openshift-etcd", label_selector="k8s-app=etcd")
+    pods = [plain(ctx, p) for p in found.items]
+    running = sorted(p["metadata"]["name"] for p in pods if pod_phase(p) == "Running")
+    expected = len(ctx.cluster.hosts)
+    if len(running) == expected and len(pods) == expected:
+        return True, msg("restore.etcd_pods", count=len(running), pods=", ".join(running))
+    states = ", ".join(sorted(f"{p['metadata']['name']} {pod_phase(p)}" for p in pods)) or "-"
+    return False, msg("restore.etcd_pods_waiting", expected=expected, pods=states)
+
+
+OPENSHIFT_PREFIXES = ("openshift", "kube-")
+
+
+def workloads_to_restart(items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """`oc -n NS rollout restart KIND/NAME` for every workload that holds API state: routers, operators,
+    third-party controllers. OpenShift's namespaces first, then the rest."""
+    lines = []
+    for kind, obj in items:
+        meta = obj["metadata"]
+        lines.append(
+            (not meta["namespace"].startswith(OPENSHIFT_PREFIXES), meta["namespace"], kind, meta["name"])
+        )
+    return [f"oc -n {ns} rollout restart {kind}/{name}" for _, ns, kind, name in sorted(lines)]
+
+
+def workload_report(ctx: StepContext) -> Outcome:
+    apps = client.AppsV1Api(ctx.kube())
+    items: list[tuple[str, Mapping[str, Any]]] = []
+    for kind, fn in (
+        ("deployment", apps.list_deployment_for_all_namespaces),
+        ("daemonset", apps.list_daemon_set_for_all_namespaces),
+        ("statefulset", apps.list_stateful_set_for_all_namespaces),
+    ):
+        items += [(kind, plain(ctx, o)) for o in call(ctx.cluster, fn).items]
+    commands = workloads_to_restart(items)
+    third_party = [c for c in commands if not c.split()[2].startswith(OPENSHIFT_PREFIXES)]
+    return Outcome(
+        True,
+        msg("restore.workloads", count=len(commands), third_party=len(third_party)),
+        details="\n".join(commands),
+        vars={"workloads": len(commands)},
+    )

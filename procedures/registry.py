@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from procedures import backup, certs
+from procedures import backup, certs, restore
 from procedures.steps import Procedure
 
 PROCEDURES: dict[str, Procedure] = {
@@ -10,5 +10,6 @@ PROCEDURES: dict[str, Procedure] = {
     for procedure in (
         backup.PROCEDURE,
         certs.PROCEDURE,
+        restore.PROCEDURE,
     )
 }

@@ -97,7 +97,24 @@ def _backup_command(ctx: StepContext) -> str:
     exports = "".join(
         f"export {k}={shlex.quote(v)}; " for k, v in dict(ctx.vars.get("proxy_env", {})).items()
     )
-    return f"{exports}{BACKUP_SCRIPT} {shlex.quote(_backup_dir(ctx))}"
+    directory = shlex.quote(_backup_dir(ctx))
+    return f"{exports}{BACKUP_SCRIPT} {directory} && {record_info_command(ctx, directory)}"
+
+
+def record_info_command(ctx: StepContext, directory: str) -> str:
+    """Write backup-info_<ts>.json next to the newest snapshot: the version the backup belongs to (a
+    restore needs the same z-stream), the host and the time, for the restore's preflight to read."""
+    fields = json.dumps(
+        {"cluster_version": ctx.vars.get("cluster_version") or "", "host": ctx.vars["backup_host"]}
+    )
+    head = shlex.quote(fields[:-1] + ', "time": "')
+    return (
+        f"cd {directory} && snap=$(ls -v snapshot_*.db | tail -1) && "
+        "ts=${snap#snapshot_} && ts=${ts%.db} && "
+        f"{{ printf '%s' {head}; date -u +%Y-%m-%dT%H:%M:%SZ | tr -d '\\n'; "
+        'printf \'", "snapshot": "%s", "resources": "static_kuberesources_%s.tar.gz"}\\n\' "$snap" "$ts"; } '
+        '> "backup-info_$ts.json"'
+    )
 
 
 def _backup_saved(ctx: StepContext, results: list[CommandResult]) -> Outcome:

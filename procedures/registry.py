@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from procedures import backup, certs, restore
+from procedures import backup, certs, manual_restore, restore
 from procedures.steps import Procedure
 
 PROCEDURES: dict[str, Procedure] = {
@@ -10,6 +10,7 @@ PROCEDURES: dict[str, Procedure] = {
     for procedure in (
         backup.PROCEDURE,
         certs.PROCEDURE,
+        manual_restore.PROCEDURE,
         restore.PROCEDURE,
     )
 }

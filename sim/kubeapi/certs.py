@@ -124,6 +124,11 @@ def load_pair(cert_path: Path, key_path: Path) -> CertPair:
 
 def node_csr_pem(node_name: str, *, serving: bool, addresses: list[str] | None = None) -> bytes:
     """A PEM CSR as a kubelet files it: client (bootstrap) or serving, subject system:node:NAME."""
+    return node_csr(node_name, serving=serving, addresses=addresses)[0]
+
+
+def node_csr(node_name: str, *, serving: bool, addresses: list[str] | None = None) -> tuple[bytes, bytes]:
+    """(CSR PEM, private key PEM): what a kubelet keeps while its request is pending."""
     key = _new_key()
     subject = x509.Name(
         [
@@ -136,7 +141,7 @@ def node_csr_pem(node_name: str, *, serving: bool, addresses: list[str] | None =
         builder = builder.add_extension(
             x509.SubjectAlternativeName(_san_entries([node_name, *(addresses or [])])), critical=False
         )
-    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
 def sign_csr(ca: CertPair, csr_pem: bytes, *, server: bool, days: int = 30) -> bytes:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from .errors import ApiError
 from .operators.common import MASTER_LABEL, node_info, ready_condition, resource
+from .operators.network import database_env
 from .operators.workloads import WorkloadController
 from .store import ObjectStore, now_rfc3339
 
@@ -113,6 +114,41 @@ def _running_pod_status(containers: list[dict], host_ip: str) -> dict:
             }
             for c in containers
         ],
+    }
+
+
+def node_object(facts: ClusterFacts, name: str, address: str, role: str, index: int) -> dict:
+    """A Ready Node as its kubelet registers it (also used when a twin host's kubelet re-registers)."""
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "node.kubernetes.io/instance-type": "m6i.xlarge" if role == "master" else "m6i.large",
+        "topology.kubernetes.io/region": facts.region,
+        "topology.kubernetes.io/zone": AWS_ZONES[index % len(AWS_ZONES)],
+        f"node-role.kubernetes.io/{role}": "",
+    }
+    if role == "master":
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "providerID": f"aws:///{AWS_ZONES[index % 3]}/i-0{_digest(name)[:16]}",
+            **({"taints": [{"key": MASTER_LABEL, "effect": "NoSchedule"}]} if role == "master" else {}),
+        },
+        "status": {
+            "conditions": [
+                _condition("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                _condition("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                _condition("PIDPressure", "False", "KubeletHasSufficientPID"),
+                ready_condition(True),
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": address},
+                {"type": "Hostname", "address": name},
+            ],
+            "nodeInfo": node_info(name, facts.minor + 13),
+        },
     }
 
 
@@ -331,48 +367,9 @@ class _Seeder:
     # ----- nodes, machines and their pods -----
 
     def nodes(self) -> None:
-        kube_minor = self.facts.minor + 13
         for role, members in (("master", self.facts.masters), ("worker", self.facts.workers)):
             for index, node in enumerate(members):
-                labels = {
-                    "kubernetes.io/hostname": node.name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "node.kubernetes.io/instance-type": "m6i.xlarge" if role == "master" else "m6i.large",
-                    "topology.kubernetes.io/region": self.facts.region,
-                    "topology.kubernetes.io/zone": AWS_ZONES[index % len(AWS_ZONES)],
-                    f"node-role.kubernetes.io/{role}": "",
-                }
-                if role == "master":
-                    labels["node-role.kubernetes.io/control-plane"] = ""
-                self.add(
-                    "v1",
-                    "nodes",
-                    {
-                        "metadata": {"name": node.name, "labels": labels},
-                        "spec": {
-                            "providerID": f"aws:///{AWS_ZONES[index % 3]}/i-0{_digest(node.name)[:16]}",
-                            **(
-                                {"taints": [{"key": MASTER_LABEL, "effect": "NoSchedule"}]}
-                                if role == "master"
-                                else {}
-                            ),
-                        },
-                        "status": {
-                            "conditions": [
-                                _condition("MemoryPressure", "False", "KubeletHasSufficientMemory"),
-                                _condition("DiskPressure", "False", "KubeletHasNoDiskPressure"),
-                                _condition("PIDPressure", "False", "KubeletHasSufficientPID"),
-                                ready_condition(True),
-                            ],
-                            "addresses": [
-                                {"type": "InternalIP", "address": node.address},
-                                {"type": "Hostname", "address": node.name},
-                            ],
-                            "nodeInfo": node_info(node.name, kube_minor),
-                        },
-                    },
-                )
+                self.add("v1", "nodes", node_object(self.facts, node.name, node.address, role, index))
 
     def _machine(self, name: str, role: str, node: NodeFacts, zone: str, machineset: str | None) -> dict:
         facts = self.facts
@@ -610,8 +607,9 @@ class _Seeder:
                 },
             )
         else:
+            env = database_env(sorted(m.address for m in self.facts.masters))
             control["containers"] = [
-                _container(name, self.image("ovn-kubernetes"))
+                {**_container(name, self.image("ovn-kubernetes")), "env": env}
                 for name in ("northd", "nbdb", "sbdb", "ovnkube-master")
             ]
             self._daemonset(

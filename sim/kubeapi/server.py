@@ -22,6 +22,7 @@ from .certs import CertPair, issue_cert, load_pair, make_ca, write_pair
 from .etcd import EtcdClient
 from .handler import ApiHandler
 from .operators import Operators, Timing
+from .operators.staticpods import Installer
 from .resources import ResourceType, find
 from .seed import ClusterFacts, seed_cluster
 from .store import ObjectStore
@@ -81,6 +82,9 @@ class KubeApiServer:
         run_operators: bool = True,
         replace_deleted_masters: bool = False,
         cluster_name: str = "twin",
+        installer: Installer | None = None,
+        host_managed: Callable[[str], bool] = lambda _node: False,
+        adopt_host: Callable[[dict], tuple[str, str] | None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -101,6 +105,9 @@ class KubeApiServer:
             replace_deleted_masters=replace_deleted_masters,
             is_up=self.is_up,
             ca=lambda: self.ca,
+            installer=installer,
+            host_managed=host_managed,
+            adopt_host=adopt_host,
         )
         self._run_operators = run_operators
         self._httpd: _TLSServer | None = None
@@ -254,6 +261,8 @@ class KubeApiServer:
         parts = path.strip("/").split("/")
         if method == "POST" and len(parts) == 5 and parts[2] == "nodes" and parts[4] == "bootstrap-csr":
             return {"csr": self.file_bootstrap_csr(parts[3])}
+        if method == "POST" and len(parts) == 3 and parts[2] == "forged-csr":
+            return {"csr": self.operators.file_forged_csr(str((body or {}).get("kind", "")))}
         if method == "POST" and len(parts) == 5 and parts[2] == "nodes" and parts[4] == "ready":
             body = body or {}
             self.set_node_ready(parts[3], bool(body.get("ready", True)), str(body.get("message", "")))
@@ -261,6 +270,7 @@ class KubeApiServer:
         raise errors.ApiError(
             404,
             "NotFound",
-            f"unknown hook {method} {path}; use POST /sim/v1/nodes/NAME/bootstrap-csr or "
-            'POST /sim/v1/nodes/NAME/ready with {"ready": true|false}',
+            f"unknown hook {method} {path}; use POST /sim/v1/nodes/NAME/bootstrap-csr, "
+            'POST /sim/v1/nodes/NAME/ready with {"ready": true|false} or '
+            'POST /sim/v1/forged-csr with {"kind": "wrong-requestor"|"unknown-node"}',
         )

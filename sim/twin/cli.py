@@ -8,6 +8,9 @@ from pathlib import Path
 
 from sim.twin import disasters, lifecycle
 from sim.twin.layout import DEFAULT_SSH_PORT, TwinError, load_spec
+from sim.twin.lifecycle import PLATFORMS
+
+HOST_FAULTS = ["host-down", "host-up", "slow-ssh", "fast-ssh", "etcd-member-crash", "kubelet-cert-rotated"]
 
 FAULTS_HELP = """faults (reversible):
   host-down HOST         power the host off: sshd, kubelet and its containers stop
@@ -15,12 +18,21 @@ FAULTS_HELP = """faults (reversible):
   slow-ssh HOST          every SSH session on HOST waits --delay seconds first (undo: --off or fast-ssh)
   fast-ssh HOST          undo slow-ssh
   etcd-member-crash HOST SIGKILL the host's etcd; the kubelet restarts it (data kept)
+  kubelet-cert-rotated HOST
+                         the kubelet renews its client certificate (new serial, recorded on the Node);
+                         a backup taken before no longer matches it once restored
+  forged-csr --kind wrong-requestor|unknown-node
+                         a CSR an approver must refuse: a bootstrap CSR for a real node filed by another
+                         service account, or a proper one for a node that does not exist
 HOST is a short name (master-0), a node name (master-0.twin.example.com) or an address."""
 
 DISASTERS_HELP = """disasters (not reversible: restore from a backup):
   lose-quorum   every etcd member but one (--survivor, default the first host) dies with its
                 disk: etcd is killed and /var/lib/etcd/member removed; its etcd-pod.yaml stays,
-                so the member crash-loops ("member ... has already been bootstrapped")."""
+                so the member crash-loops ("member ... has already been bootstrapped").
+  expire-certs  every node's kubelet client certificate expires (as after a long shutdown, 5.4.3):
+                nodes go NotReady and file node-bootstrapper CSRs; approve them, then (UPI) the
+                kubelet-serving CSRs that follow."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +68,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for sshd and etcd (default 60)"
     )
+    up.add_argument(
+        "--version", default="4.14.38", help="OpenShift z-stream the API reports (default 4.14.38)"
+    )
+    up.add_argument(
+        "--platform",
+        choices=PLATFORMS,
+        default="installer-provisioned",
+        help="installer-provisioned (kubelet-serving CSRs auto-approved) or user-provisioned",
+    )
+    up.add_argument(
+        "--realistic", action="store_true", help="operator timing like a real cluster (minutes per node)"
+    )
     up.set_defaults(twin_func=_up)
 
     down = commands.add_parser("down", help="stop a twin: no process and no mount stays behind")
@@ -72,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DISASTERS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    disaster.add_argument("kind", choices=["lose-quorum"])
+    disaster.add_argument("kind", choices=["lose-quorum", "expire-certs"])
     _dir(disaster)
     disaster.add_argument(
         "--survivor", default=None, help="host whose etcd member survives (default the first host)"
@@ -85,8 +109,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=FAULTS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fault.add_argument("kind", choices=["host-down", "host-up", "slow-ssh", "fast-ssh", "etcd-member-crash"])
-    fault.add_argument("host", help="master-N, the node name or the address")
+    fault.add_argument("kind", choices=[*HOST_FAULTS, "forged-csr"])
+    fault.add_argument("host", nargs="?", help="master-N, the node name or the address")
+    fault.add_argument(
+        "--kind",
+        dest="csr_kind",
+        choices=["wrong-requestor", "unknown-node"],
+        help="forged-csr kind",
+    )
     _dir(fault)
     fault.add_argument(
         "--delay", type=float, default=1.0, help="slow-ssh: seconds added to each session (default 1)"
@@ -102,8 +132,9 @@ def _dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    options = lifecycle.ApiOptions(version=args.version, platform=args.platform, realistic=args.realistic)
     spec, started = lifecycle.up(
-        args.dir, args.name, args.hosts, args.first_address, args.ssh_port, args.timeout
+        args.dir, args.name, args.hosts, args.first_address, args.ssh_port, args.timeout, options
     )
     if not started:
         print(f"twin {spec.name!r} is already running in {spec.dir}; nothing started")
@@ -111,6 +142,10 @@ def _up(args: argparse.Namespace) -> int:
     print(f"twin {spec.name!r} is up: {len(spec.hosts)} hosts, sshd port {spec.ssh_port}")
     for host in spec.hosts:
         print(f"  {host.short}  {host.address}  {host.name}")
+    print(
+        f"API: https://{spec.api_vip}:{lifecycle.API_PORT} (OpenShift {options.version}, {options.platform})"
+    )
+    print(f"kubeconfig: {spec.dir / 'kubeconfig'}")
     print(f"clusters file: {spec.dir / 'clusters.yaml'}")
     print(
         f"ssh: ssh -i {spec.dir / 'id_ed25519'} -o UserKnownHostsFile={spec.dir / 'known_hosts'} "
@@ -136,11 +171,17 @@ def _status(args: argparse.Namespace) -> int:
             f"{row.host.short:<10}{row.host.address:<14}{row.host.name:<34}{row.pid or '-'!s:<9}"
             f"{'up' if row.sshd else 'down':<6}{'healthy' if row.etcd else 'unhealthy'}"
         )
+    url, api = lifecycle.api_status(args.dir)
+    print(f"API {url}: {api}; kubeconfig {spec.dir / 'kubeconfig'}")
     return 0 if phase != "down" else 3
 
 
 def _disaster(args: argparse.Namespace) -> int:
     spec = load_spec(args.dir)
+    if args.kind == "expire-certs":
+        nodes = disasters.expire_certs(spec)
+        print(f"kubelet client certificates expired on {len(nodes)} nodes: {', '.join(nodes)}")
+        return 0
     survivor = spec.host(args.survivor) if args.survivor else None
     victims = disasters.lose_quorum(spec, survivor)
     print(f"lost quorum: etcd members on {', '.join(h.short for h in victims)} died with their data")
@@ -149,7 +190,18 @@ def _disaster(args: argparse.Namespace) -> int:
 
 def _fault(args: argparse.Namespace) -> int:
     spec = load_spec(args.dir)
+    if args.kind == "forged-csr":
+        if not args.csr_kind:
+            raise TwinError("fault forged-csr needs --kind wrong-requestor or --kind unknown-node")
+        print(f"forged CSR {disasters.forged_csr(spec, args.csr_kind)} ({args.csr_kind}) filed")
+        return 0
+    if not args.host:
+        raise TwinError(f"fault {args.kind} needs a HOST (master-N, the node name or the address)")
     host = spec.host(args.host)
+    if args.kind == "kubelet-cert-rotated":
+        serial = disasters.rotate_kubelet_cert(spec, host)
+        print(f"kubelet-cert-rotated: {host.short} has client certificate {serial}")
+        return 0
     if args.kind == "host-down":
         disasters.host_down(spec, host)
     elif args.kind == "host-up":

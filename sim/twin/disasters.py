@@ -11,10 +11,16 @@ import time
 import uuid
 from pathlib import Path
 
+from cryptography import x509
+
+from sim.kubeapi.certs import load_pair, node_csr, sign_csr
+from sim.twin import apiclient, kubeletpki
 from sim.twin.layout import STATE_DIR, HostSpec, TwinError, TwinSpec
 from sim.twin.lifecycle import listening, read_state, running_hosts
 
 SSHRC = "/etc/ssh/sshrc"
+# The node agent's record of the client certificate a Node registered with (see nodeagent.py).
+SERIAL_ANNOTATION = "twin.drbot.io/kubelet-client-serial"
 
 
 def _state_file(spec: TwinSpec, host: HostSpec, name: str) -> Path:
@@ -81,6 +87,20 @@ def _request_units(spec: TwinSpec, host: HostSpec, wanted: str, power: str) -> N
     os.kill(_hostinit_pid(spec, host), signal.SIGUSR1)
 
 
+def restart_kubelet(spec: TwinSpec, host: HostSpec) -> None:
+    """What `systemctl restart kubelet` on the host asks its host init for."""
+    path = _state_file(spec, host, "units.json")
+    try:
+        units = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        units = {}
+    units.setdefault("restart", {})["kubelet"] = uuid.uuid4().hex
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(units))
+    tmp.replace(path)
+    os.kill(_hostinit_pid(spec, host), signal.SIGUSR1)
+
+
 def host_down(spec: TwinSpec, host: HostSpec, timeout: float = 15.0) -> None:
     """Power the host off: sshd, kubelet and every container stop (the host init stays to power it on)."""
     _request_units(spec, host, "inactive", "off")
@@ -132,3 +152,38 @@ def _wait(timeout: float, what: str, check) -> None:
             return
         time.sleep(0.1)
     raise TwinError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def expire_certs(spec: TwinSpec) -> list[str]:
+    """Every node's kubelet client certificate expires, as after a long shutdown (5.4.3): the hosts'
+    kubelet-client-current.pem now holds an expired certificate, so their kubelets file node-bootstrapper
+    CSRs; the workers (API-only) file theirs through the API. Returns the node names."""
+    nodes = apiclient.call(spec, "GET", "/api/v1/nodes")["items"]
+    for host in spec.hosts:
+        _hostinit_pid(spec, host)
+        kubeletpki.expire(spec, host, "client")
+    hosts = {h.name for h in spec.hosts}
+    workers = [n["metadata"]["name"] for n in nodes if n["metadata"]["name"] not in hosts]
+    for name in workers:
+        apiclient.call(spec, "POST", f"/sim/v1/nodes/{name}/bootstrap-csr", {})
+    return sorted(hosts) + workers
+
+
+def forged_csr(spec: TwinSpec, kind: str) -> str:
+    """A CSR an approver must refuse; returns its name."""
+    return apiclient.call(spec, "POST", "/sim/v1/forged-csr", {"kind": kind})["csr"]
+
+
+def rotate_kubelet_cert(spec: TwinSpec, host: HostSpec) -> str:
+    """The kubelet renews its client certificate (as it does every few weeks): a new certificate from
+    the API's CA, and the Node records its serial. Restoring a backup taken before this leaves the
+    Node with the old serial. Returns the new serial."""
+    _hostinit_pid(spec, host)
+    ca = load_pair(spec.dir / "kubeapi" / "ca.crt", spec.dir / "kubeapi" / "ca.key")
+    request, key = node_csr(host.name, serving=False)
+    cert = sign_csr(ca, request, server=False)
+    kubeletpki.install(spec, host, "client", cert, key)
+    serial = format(x509.load_pem_x509_certificate(cert).serial_number, "x")
+    patch = {"metadata": {"annotations": {SERIAL_ANNOTATION: serial}}}
+    apiclient.call(spec, "PATCH", f"/api/v1/nodes/{host.name}", patch, "application/merge-patch+json")
+    return serial

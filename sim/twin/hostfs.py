@@ -168,6 +168,12 @@ def _tools(host: HostSpec, at) -> None:
         write(bin_dir / tool, text, 0o755)
 
 
+def write_ovn_databases(spec: TwinSpec, host: HostSpec, directory: str) -> None:
+    """The node's OVN northbound and southbound databases (what the restore procedures delete)."""
+    for name in ("ovnnb_db.db", "ovnsb_db.db"):
+        write(spec.in_host(host, f"{directory}/{name}"), f"OVSDB CLUSTER 0 {name} {host.name}\n{{}}\n", 0o640)
+
+
 def host_mount_args() -> list[str]:
     return [f"--mount={target}={mount_dir}" for target, mount_dir in HOST_MOUNTS]
 

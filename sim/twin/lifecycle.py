@@ -5,11 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +37,29 @@ PREREQUISITES = {
     "/usr/bin/python3": "python3",
 }
 ETCD_PORTS = (2379, 2380, 9978)
+API_PORT = 6443
+PLATFORMS = ("installer-provisioned", "user-provisioned")
+VERSION = re.compile(r"^4\.(1[2-9])\.\d+$")
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """How the twin's API server behaves: OpenShift z-stream, platform, drill-like timing."""
+
+    version: str = "4.14.38"
+    platform: str = "installer-provisioned"
+    realistic: bool = False
+
+    def check(self) -> None:
+        if not VERSION.match(self.version):
+            raise TwinError(
+                f"--version {self.version!r}: use an OpenShift 4.12-4.19 z-stream such as 4.14.38"
+            )
+        if self.platform not in PLATFORMS:
+            raise TwinError(f"--platform {self.platform!r}: use installer-provisioned or user-provisioned")
+
+    def to_json(self) -> dict:
+        return {"version": self.version, "platform": self.platform, "realistic": self.realistic}
 
 
 @dataclass(frozen=True)
@@ -63,9 +91,10 @@ def read_state(directory: Path) -> dict:
         return {}
 
 
-def write_state(spec: TwinSpec, pids: dict[str, int], phase: str) -> None:
+def write_state(spec: TwinSpec, pids: dict[str, int], phase: str, api: dict | None = None) -> None:
     starts = {short: _start_time(pid) for short, pid in pids.items()}
-    data = {"spec": spec.to_json(), "pids": pids, "starts": starts, "phase": phase}
+    api = api if api is not None else read_state(spec.dir).get("api", {})
+    data = {"spec": spec.to_json(), "pids": pids, "starts": starts, "phase": phase, "api": api}
     tmp = spec.state_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(spec.state_file)
@@ -99,8 +128,12 @@ def up(
     first_address: str | None = None,
     ssh_port: int = DEFAULT_SSH_PORT,
     timeout: float = 60.0,
+    api: ApiOptions | None = None,
 ) -> tuple[TwinSpec, bool]:
-    """Start a twin; returns (spec, started). started is False when it was already running."""
+    """Start a twin (hosts, then its API server); returns (spec, started). started is False when it
+    was already running."""
+    api = api or ApiOptions()
+    api.check()
     check_prerequisites()
     directory = directory.resolve()
     existing = read_state(directory)
@@ -119,9 +152,10 @@ def up(
     try:
         spec = make_spec(name, directory, chosen, hosts, ssh_port)
         allocation.check_free([h.address for h in spec.hosts], (ssh_port, *ETCD_PORTS))
-        _prepare(spec)
+        allocation.check_free([spec.api_vip], (API_PORT,))
+        _prepare(spec, api)
         pids: dict[str, int] = {}
-        write_state(spec, pids, "starting")
+        write_state(spec, pids, "starting", api.to_json())
         for host in spec.hosts:
             pids[host.short] = _start_host(spec, host)
             write_state(spec, pids, "starting")
@@ -133,6 +167,7 @@ def up(
         # whose members join an existing cluster. A member that lost its data can then not rejoin.
         for host in spec.hosts:
             _roll_etcd(spec, host, timeout)
+        _start_api(spec, api, timeout)
         write_state(spec, pids, "running")
         return spec, True
     except BaseException:
@@ -164,7 +199,77 @@ def _roll_etcd(spec: TwinSpec, host: HostSpec, timeout: float) -> None:
     )
 
 
-def _prepare(spec: TwinSpec) -> None:
+def _start_api(spec: TwinSpec, api: ApiOptions, timeout: float) -> None:
+    """The API server process, supervised like the hosts: its pid and start time go in twin.json."""
+    ready = spec.dir / "kubeapi" / "ready"
+    ready.unlink(missing_ok=True)
+    with open(spec.dir / "kubeapi.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sim.twin.apiserver", "--dir", str(spec.dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+    state = read_state(spec.dir)
+    state["api"] = {**api.to_json(), "pid": process.pid, "start": _start_time(process.pid)}
+    write_state(spec, state.get("pids", {}), "starting", state["api"])
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if process.poll() is not None:
+            raise TwinError(
+                f"the twin's API server exited with {process.returncode}; see {spec.dir / 'kubeapi.log'}"
+            )
+        if time.monotonic() > deadline:
+            raise TwinError(f"timed out waiting for the twin's API server; see {spec.dir / 'kubeapi.log'}")
+        time.sleep(0.1)
+
+
+def ovn_db_dir(version: str) -> str:
+    """Where OVN-Kubernetes keeps a node's databases: per node since interconnect (4.14)."""
+    return "/var/lib/ovn-ic/etc" if int(version.split(".")[1]) >= 14 else "/var/lib/ovn/etc"
+
+
+def api_pid(state: dict) -> int | None:
+    api = state.get("api") or {}
+    pid = api.get("pid")
+    return pid if pid and _alive(pid) and _start_time(pid) == api.get("start") else None
+
+
+def _stop_api(state: dict, timeout: float) -> bool:
+    pid = api_pid(state)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while _alive(pid):
+        time.sleep(0.05)
+    return True
+
+
+def api_ready(spec: TwinSpec) -> bool:
+    """True when the API answers /readyz with 200 (it answers 503 while the control plane is down)."""
+    ca = spec.dir / "kubeapi" / "ca.crt"
+    if not ca.exists():
+        return False
+    context = ssl.create_default_context(cafile=str(ca))
+    token = (spec.dir / "kubeapi" / "token").read_text().strip()
+    request = urllib.request.Request(
+        f"https://{spec.api_vip}:{API_PORT}/readyz", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _prepare(spec: TwinSpec, api: ApiOptions) -> None:
     for stale in ("hosts", "pki"):
         shutil.rmtree(spec.dir / stale, ignore_errors=True)
     core = sshd.ensure_core_user()
@@ -178,17 +283,19 @@ def _prepare(spec: TwinSpec) -> None:
         public = sshd.keygen(host_key, f"root@{host.name}")
         known_hosts.append(sshd.known_hosts_line(host.address, spec.ssh_port, public))
         hostfs.render_host(spec, host, etcd_pki, client_public, host_key, core)
+        hostfs.write_ovn_databases(spec, host, ovn_db_dir(api.version))
     (spec.dir / "known_hosts").write_text("".join(known_hosts))
-    (spec.dir / "clusters.yaml").write_text(clusters_yaml(spec))
+    (spec.dir / "clusters.yaml").write_text(clusters_yaml(spec, api))
 
 
-def clusters_yaml(spec: TwinSpec) -> str:
+def clusters_yaml(spec: TwinSpec, api: ApiOptions) -> str:
     cluster = {
         "name": spec.name,
         "language": "en",
         "channel": "C0TWIN",
-        "platform": "installer-provisioned",
+        "platform": api.platform,
         "network_type": "OVNKubernetes",
+        "kubeconfig": str(spec.dir / "kubeconfig"),
         "backup_dir": "/home/core/assets/backup",
         "approvers": ["U0ALICE", "U0BOB"],
         "ssh": {
@@ -316,6 +423,7 @@ def down(directory: Path, timeout: float = 8.0) -> list[str]:
     if not state:
         raise TwinError(f"{directory} holds no twin (no twin.json)")
     spec = TwinSpec.from_json(state["spec"])
+    api_stopped = _stop_api(state, timeout)
     running = running_hosts(state)
     for pid in running.values():
         os.kill(pid, signal.SIGTERM)
@@ -334,9 +442,11 @@ def down(directory: Path, timeout: float = 8.0) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
         while any(_alive(pid) for pid in leftovers):
             time.sleep(0.05)
-    write_state(spec, {}, "down")
+    write_state(
+        spec, {}, "down", {k: v for k, v in state.get("api", {}).items() if k not in ("pid", "start")}
+    )
     allocation.release(directory)
-    return sorted(running)
+    return sorted(running) + (["api"] if api_stopped else [])
 
 
 def _alive(pid: int) -> bool:
@@ -370,3 +480,12 @@ def status(directory: Path) -> tuple[TwinSpec, str, list[HostStatus]]:
         )
     phase = state.get("phase", "unknown") if any(r.running for r in rows) else "down"
     return spec, phase, rows
+
+
+def api_status(directory: Path) -> tuple[str, str]:
+    """(URL, state): state is 'up', 'down (503: no kube-apiserver or no etcd quorum)' or 'stopped'."""
+    spec = load_spec(directory)
+    url = f"https://{spec.api_vip}:{API_PORT}"
+    if api_pid(read_state(spec.dir)) is None:
+        return url, "stopped"
+    return url, "up" if api_ready(spec) else "down (no kube-apiserver running or no etcd quorum)"

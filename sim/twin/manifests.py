@@ -109,6 +109,15 @@ if [ "${{ETCD_INITIAL_CLUSTER_STATE}}" = "existing" ] && [ ! -d /var/lib/etcd/me
       "and must be removed from the cluster"
     exit 1
   fi
+  # A fresh member joins with the membership the cluster has (the operator added it as a learner).
+  if ! echo "${{members}}" | grep -q ", https://${{NODE_{host.key}_IP}}:2380, "; then
+    echo "member https://${{NODE_{host.key}_IP}}:2380 is not in the cluster yet;" \\
+      "waiting for the etcd operator to add it"
+    exit 1
+  fi
+  ETCD_INITIAL_CLUSTER=$(echo "${{members}}" | awk -F', ' -v me="${{ETCD_NAME}}" \\
+    '{{ name = ($3 == "") ? me : $3; printf "%s%s=%s", sep, name, $4; sep = "," }}')
+  export ETCD_INITIAL_CLUSTER
 fi
 set -x
 exec etcd \\
@@ -196,8 +205,8 @@ def etcd_pod(host: HostSpec, spec: TwinSpec, revision: int) -> dict:
     return _pod("etcd", "openshift-etcd", labels, containers, volumes)
 
 
-def component_pod(component: str) -> dict:
-    revision = REVISIONS[component]
+def component_pod(component: str, revision: int | None = None) -> dict:
+    revision = revision or REVISIONS[component]
     containers = [
         {
             "name": name,

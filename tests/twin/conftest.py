@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import paramiko
 import pytest
+from kubernetes.client import (
+    ApiClient,
+    CertificatesV1Api,
+    CoreV1Api,
+    V1CertificateSigningRequest,
+    V1CertificateSigningRequestCondition,
+    V1CertificateSigningRequestStatus,
+)
+from kubernetes.config import new_client_from_config
 
 from sim.twin import lifecycle
 from sim.twin.layout import HostSpec, TwinSpec
@@ -92,3 +103,49 @@ def crictl_names(spec: TwinSpec, host: HostSpec, grep: str) -> list[str]:
         spec, host, f"sudo crictl ps | grep {shlex.quote(grep)} | grep -E -v 'operator|guard' || true"
     )
     return [line.split()[-3] for line in result.stdout.splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def own_twin(directory: Path, api: lifecycle.ApiOptions | None = None) -> Iterator[TwinSpec]:
+    """A twin (hosts + API server) for one test module, taken down even when a test fails."""
+    if os.geteuid() != 0:
+        pytest.skip("the twin needs root")
+    try:
+        spec, _started = lifecycle.up(directory, name="twin", api=api)
+        yield spec
+    finally:
+        if (directory / "twin.json").exists():
+            lifecycle.down(directory)
+
+
+def kube(spec: TwinSpec, kubeconfig: Path | None = None) -> ApiClient:
+    """A kubernetes ApiClient from the twin's DIR/kubeconfig (or another kubeconfig file)."""
+    return new_client_from_config(str(kubeconfig or spec.dir / "kubeconfig"))
+
+
+def ready(api: ApiClient, node: str) -> str:
+    conditions = CoreV1Api(api).read_node(node).status.conditions or []
+    return next((c.status for c in conditions if c.type == "Ready"), "Unknown")
+
+
+def pending_csrs(api: ApiClient, signer: str) -> list[V1CertificateSigningRequest]:
+    return [
+        csr
+        for csr in CertificatesV1Api(api).list_certificate_signing_request().items
+        if csr.spec.signer_name == signer and not (csr.status and csr.status.conditions)
+    ]
+
+
+def approve(api: ApiClient, csr: V1CertificateSigningRequest) -> None:
+    """What `oc adm certificate approve` does: an Approved condition through the approval subresource."""
+    csr.status = V1CertificateSigningRequestStatus(
+        conditions=[
+            V1CertificateSigningRequestCondition(
+                type="Approved",
+                status="True",
+                reason="KubectlApprove",
+                message="This CSR was approved by kubectl certificate approve.",
+            )
+        ]
+    )
+    CertificatesV1Api(api).replace_certificate_signing_request_approval(csr.metadata.name, csr)

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..certs import CertPair
 from ..errors import ApiError
@@ -13,7 +14,8 @@ from ..etcd import EtcdUnavailable
 from ..store import ObjectStore
 from .csr import CsrController
 from .machines import MachineController
-from .staticpods import StaticPodController
+from .network import NetworkController
+from .staticpods import Installer, StaticPodController
 from .workloads import WorkloadController
 
 log = logging.getLogger("sim.kubeapi.operators")
@@ -47,17 +49,26 @@ class Operators:
         replace_deleted_masters: bool = False,
         is_up: Callable[[], bool],
         ca: Callable[[], CertPair | None],
+        installer: Installer | None = None,
+        host_managed: Callable[[str], bool] = lambda _node: False,
+        adopt_host: Callable[[dict], tuple[str, str] | None] | None = None,
     ) -> None:
         self.timing = timing
         self.is_up = is_up
         self.csr = CsrController(
-            store, ca, auto_approve_serving=installer_provisioned, approve_delay=timing.csr_auto_approve
+            store,
+            ca,
+            auto_approve_serving=installer_provisioned,
+            approve_delay=timing.csr_auto_approve,
+            host_managed=host_managed,
         )
         self.machines = MachineController(
-            store, timing.machine_step, replace_deleted_masters=replace_deleted_masters
+            store, timing.machine_step, replace_deleted_masters=replace_deleted_masters, adopt_host=adopt_host
         )
+        self._extra: list[Any] = []
         self._controllers = (
-            StaticPodController(store, timing.revision_step),
+            StaticPodController(store, timing.revision_step, installer),
+            NetworkController(store),
             self.csr,
             self.machines,
             WorkloadController(store, timing.pod_start),
@@ -76,8 +87,12 @@ class Operators:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def add(self, controller: object) -> None:
+        """Run one more controller (anything with reconcile()) in this loop, e.g. the twin node agent."""
+        self._extra.append(controller)
+
     def reconcile_once(self) -> None:
-        for controller in self._controllers:
+        for controller in (*self._controllers, *self._extra):
             try:
                 controller.reconcile()
             except (EtcdUnavailable, ApiError) as exc:
@@ -94,6 +109,9 @@ class Operators:
             except Exception:
                 # A bug in one pass must not stop the cluster's controllers for the rest of the run.
                 log.exception("reconcile pass failed")
+
+    def file_forged_csr(self, kind: str) -> str:
+        return self.csr.file_forged(kind)
 
     def file_bootstrap_csr(self, node_name: str) -> str:
         return self.csr.file_bootstrap(node_name)

@@ -19,34 +19,39 @@ from .common import CSRS, NODES, condition, ready_condition
 BOOTSTRAP_SIGNER = "kubernetes.io/kube-apiserver-client-kubelet"
 SERVING_SIGNER = "kubernetes.io/kubelet-serving"
 BOOTSTRAPPER = "system:serviceaccount:openshift-machine-config-operator:node-bootstrapper"
+FORGED_REQUESTOR = "system:serviceaccount:default:builder"
+UNKNOWN_NODE = "ip-10-0-66-6.ec2.internal"
 
 
-def bootstrap_csr(node_name: str) -> dict:
+def bootstrap_csr(node_name: str, request: bytes | None = None, username: str = BOOTSTRAPPER) -> dict:
+    request = request or node_csr_pem(node_name, serving=False)
+    groups = (
+        ["system:serviceaccounts", "system:serviceaccounts:openshift-machine-config-operator"]
+        if username == BOOTSTRAPPER
+        else ["system:serviceaccounts", f"system:serviceaccounts:{username.split(':')[2]}"]
+    )
     return {
         "apiVersion": "certificates.k8s.io/v1",
         "kind": "CertificateSigningRequest",
         "metadata": {"generateName": "csr-"},
         "spec": {
-            "request": base64.b64encode(node_csr_pem(node_name, serving=False)).decode(),
+            "request": base64.b64encode(request).decode(),
             "signerName": BOOTSTRAP_SIGNER,
             "usages": ["digital signature", "key encipherment", "client auth"],
-            "username": BOOTSTRAPPER,
-            "groups": [
-                "system:serviceaccounts",
-                "system:serviceaccounts:openshift-machine-config-operator",
-                "system:authenticated",
-            ],
+            "username": username,
+            "groups": [*groups, "system:authenticated"],
         },
     }
 
 
-def serving_csr(node_name: str, addresses: list[str]) -> dict:
+def serving_csr(node_name: str, addresses: list[str], request: bytes | None = None) -> dict:
+    request = request or node_csr_pem(node_name, serving=True, addresses=addresses)
     return {
         "apiVersion": "certificates.k8s.io/v1",
         "kind": "CertificateSigningRequest",
         "metadata": {"generateName": "csr-"},
         "spec": {
-            "request": base64.b64encode(node_csr_pem(node_name, serving=True, addresses=addresses)).decode(),
+            "request": base64.b64encode(request).decode(),
             "signerName": SERVING_SIGNER,
             "usages": ["digital signature", "key encipherment", "server auth"],
             "username": f"system:node:{node_name}",
@@ -77,7 +82,11 @@ class CsrController:
         *,
         auto_approve_serving: bool,
         approve_delay: float,
+        host_managed: Callable[[str], bool] = lambda _node: False,
     ) -> None:
+        # Nodes backed by a twin host: their kubelet (the twin's node agent) files the serving CSR
+        # itself and decides when the node is Ready.
+        self.host_managed = host_managed
         self.store = store
         self.ca = ca
         self.auto_approve_serving = auto_approve_serving
@@ -88,6 +97,22 @@ class CsrController:
         self.store.get(NODES, None, node_name)
         self.set_ready(node_name, False)
         return self.store.create(CSRS, None, bootstrap_csr(node_name))["metadata"]["name"]
+
+    def file_forged(self, kind: str) -> str:
+        """A CSR an approver must refuse: `wrong-requestor` (a bootstrap CSR for a real node filed by
+        some other service account) or `unknown-node` (a proper one for a node that does not exist)."""
+        if kind == "wrong-requestor":
+            node = next(iter(self.store.list(NODES)[0]), None)
+            if node is None:
+                raise ApiError(409, "Conflict", "no node to forge a CSR for")
+            body = bootstrap_csr(node["metadata"]["name"], username=FORGED_REQUESTOR)
+        elif kind == "unknown-node":
+            body = bootstrap_csr(UNKNOWN_NODE)
+        else:
+            raise ApiError(
+                400, "BadRequest", f"forged CSR kind {kind!r}: use wrong-requestor or unknown-node"
+            )
+        return self.store.create(CSRS, None, body)["metadata"]["name"]
 
     def set_ready(self, node_name: str, ready: bool, message: str = "") -> None:
         def change(node: dict) -> dict:
@@ -150,7 +175,7 @@ class CsrController:
         self.store.modify(CSRS, None, csr["metadata"]["name"], change)
         node_name = node_name_of(csr)
         node = self.store.try_get(NODES, None, node_name)
-        if node is None:
+        if node is None or self.host_managed(node_name):
             return
         if signer == BOOTSTRAP_SIGNER:
             addresses = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 
 from ..store import ObjectStore
 from .common import MACHINES, NODES, node_info, ready_condition
@@ -49,10 +50,18 @@ def node_for_machine(machine: dict, address: str) -> dict:
 
 class MachineController:
     def __init__(
-        self, store: ObjectStore, step_seconds: float, *, replace_deleted_masters: bool = False
+        self,
+        store: ObjectStore,
+        step_seconds: float,
+        *,
+        replace_deleted_masters: bool = False,
+        adopt_host: Callable[[dict], tuple[str, str] | None] | None = None,
     ) -> None:
         self.store = store
         self.step_seconds = step_seconds
+        # The twin gives a new control-plane Machine a free host: (node name, address), or None while
+        # there is none. That host's kubelet then registers the Node.
+        self.adopt_host = adopt_host
         # What a ControlPlaneMachineSet does; off by default because the 4.12-4.17 runbook has the
         # operator create the replacement by hand (step 10), and both would make four masters.
         self.replace_deleted_masters = replace_deleted_masters
@@ -79,6 +88,14 @@ class MachineController:
     def _advance(self, machine: dict, phase: str) -> None:
         meta = machine["metadata"]
         address = f"10.0.{random.randint(16, 127)}.{random.randint(2, 254)}"
+        node_name = meta["name"]
+        role = (meta.get("labels") or {}).get("machine.openshift.io/cluster-api-machine-role")
+        host = None
+        if self.adopt_host is not None and role == "master" and phase in ("Provisioned", "Running"):
+            host = self.adopt_host(machine)
+            if host is None:
+                return
+            node_name, address = host
 
         def change(current: dict) -> dict:
             status = current.setdefault("status", {})
@@ -95,16 +112,16 @@ class MachineController:
                 )
                 status["addresses"] = [
                     {"type": "InternalIP", "address": address},
-                    {"type": "InternalDNS", "address": meta["name"]},
+                    {"type": "InternalDNS", "address": node_name},
                 ]
                 annotations[INSTANCE_STATE] = "running"
                 status["providerStatus"] = {"instanceState": "running"}
             else:
-                status["nodeRef"] = {"kind": "Node", "name": meta["name"]}
+                status["nodeRef"] = {"kind": "Node", "name": node_name}
             return current
 
         updated = self.store.modify(MACHINES, meta["namespace"], meta["name"], change)
-        if phase == "Running" and self.store.try_get(NODES, None, meta["name"]) is None:
+        if host is None and phase == "Running" and self.store.try_get(NODES, None, meta["name"]) is None:
             ip = next(
                 (a["address"] for a in updated["status"].get("addresses", []) if a["type"] == "InternalIP"),
                 address,

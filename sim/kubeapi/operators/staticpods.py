@@ -10,6 +10,7 @@ import contextlib
 import copy
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import ApiError
@@ -57,10 +58,16 @@ def quorum_guard_disabled(spec: dict) -> bool:
     return isinstance(overrides, dict) and bool(overrides.get(QUORUM_GUARD_KEY))
 
 
+# (operator plural, node name, revision) -> True once the node runs that revision. The twin puts the
+# revision's files on the node's host and says when its static pod runs them.
+Installer = Callable[[str, str, int], bool]
+
+
 class StaticPodController:
-    def __init__(self, store: ObjectStore, step_seconds: float) -> None:
+    def __init__(self, store: ObjectStore, step_seconds: float, installer: Installer | None = None) -> None:
         self.store = store
         self.step_seconds = step_seconds
+        self.installer = installer
         self._last_step: dict[str, float] = {}
 
     def reconcile(self) -> None:
@@ -112,7 +119,10 @@ class StaticPodController:
                 )
             statuses = _sync_nodes(status.get("nodeStatuses") or [], masters)
             if step_due:
-                stepped = _advance_one(statuses, latest)
+                installed = (
+                    (lambda node: self.installer(operator.plural, node, latest)) if self.installer else None
+                )
+                stepped = _advance_one(statuses, latest, installed)
             status["nodeStatuses"] = statuses
             done, message = revision_message(statuses, latest)
             conditions = status.get("conditions") or []
@@ -189,13 +199,16 @@ def _sync_nodes(statuses: list[dict], masters: list[str]) -> list[dict]:
     return [by_name.get(name, {"nodeName": name, "currentRevision": 0}) for name in masters]
 
 
-def _advance_one(statuses: list[dict], latest: int) -> bool:
-    """Move the first lagging node half a step: installer started (targetRevision), then done."""
+def _advance_one(statuses: list[dict], latest: int, installed: Callable[[str], bool] | None = None) -> bool:
+    """Move the first lagging node half a step: installer started (targetRevision), then done (when
+    `installed` says the node runs the revision, if given)."""
     for status in statuses:
         if int(status.get("currentRevision", 0)) >= latest:
             continue
         if int(status.get("targetRevision", 0)) != latest:
             status["targetRevision"] = latest
+        elif installed is not None and not installed(status["nodeName"]):
+            return False
         else:
             status["currentRevision"] = latest
             status.pop("targetRevision", None)

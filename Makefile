@@ -7,7 +7,7 @@ setup:
 	./scripts/setup.sh
 
 demo: setup
-	uv run drbot drill backup
+	uv run drbot drill restore
 
 test: setup
 	uv run ruff check .

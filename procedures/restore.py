@@ -272,7 +272,7 @@ STEPS: tuple[Step, ...] = (
         id="confirm-single-etcd",
         title=msg("restore.step.single_etcd"),
         section=step(12),
-        condition=on_host.single_member,
+        condition=api.single_member,
         interval=3,
         timeout=600,
     ),

@@ -16,7 +16,7 @@ from kubernetes import client
 from procedures.clusters import Host
 from procedures.i18n import Msg, msg
 from procedures.kube import call, call_if_present
-from procedures.restore_host import clear_pki_command, move_pki_command, non_recovery
+from procedures.restore_host import clear_pki_command, etcd_on_recovery_host, move_pki_command, non_recovery
 from procedures.steps import Outcome, StepContext, StepFailed
 
 OPERATOR = ("operator.openshift.io", "v1")
@@ -545,10 +545,34 @@ def at_latest_revision(plural: str) -> Any:
 # --- the end (steps 23–24) ----------------------------------------------------------------------------
 
 
+def single_member(ctx: StepContext) -> tuple[bool, Msg]:
+    """Step 12: `crictl ps | grep etcd` shows etcd Running on the recovery host, and
+    `oc -n openshift-etcd get pods -l k8s-app=etcd` exactly one etcd pod, Running (Pending or more
+    than one: wait). When etcdctl answers in the container, it must list one member too."""
+    running, members, host = etcd_on_recovery_host(ctx)
+    if not running:
+        return False, msg("restore.etcd_not_running", host=host)
+    if members is not None and len(members) != 1:
+        names = ", ".join(m["name"] or m["id"] for m in members)
+        return False, msg("restore.etcd_members_waiting", count=len(members), expected=1, names=names)
+    try:
+        pods = _etcd_pods(ctx)
+    except StepFailed as down:
+        return False, msg("restore.api_waiting", reason=down.summary.to_json())
+    states = ", ".join(sorted(f"{p['metadata']['name']} {pod_phase(p)}" for p in pods)) or "-"
+    if len(pods) == 1 and pod_phase(pods[0]) == "Running":
+        return True, msg("restore.single_etcd", host=host, pods=states)
+    return False, msg("restore.etcd_pods_waiting", expected=1, pods=states)
+
+
+def _etcd_pods(ctx: StepContext) -> list[dict[str, Any]]:
+    found = call(ctx.cluster, _core(ctx).list_namespaced_pod, "openshift-etcd", label_selector="k8s-app=etcd")
+    return [plain(ctx, p) for p in found.items if "guard" not in p.metadata.name]
+
+
 def etcd_pods_running(ctx: StepContext) -> tuple[bool, Msg]:
     """`oc -n openshift-etcd get pods -l k8s-app=etcd`: one Running pod per control-plane host."""
-    found = call(ctx.cluster, _core(ctx).list_namespaced_pod, "openshift-etcd", label_selector="k8s-app=etcd")
-    pods = [plain(ctx, p) for p in found.items]
+    pods = _etcd_pods(ctx)
     running = sorted(p["metadata"]["name"] for p in pods if pod_phase(p) == "Running")
     expected = len(ctx.cluster.hosts)
     if len(running) == expected and len(pods) == expected:

@@ -231,26 +231,32 @@ def recovery_holds_vip(ctx: StepContext) -> tuple[bool, Msg]:
     return False, msg("restore.vip_missing", host=host.name, vip=vip)
 
 
-def single_member(ctx: StepContext) -> tuple[bool, Msg]:
-    """`crictl ps | grep etcd | egrep -v "operator|etcd-guard"` shows etcd Running, with one member."""
-    return etcd_members_are(ctx, 1)
+def etcd_on_recovery_host(ctx: StepContext) -> tuple[bool, list[dict[str, Any]] | None, str]:
+    """(etcd container Running, `etcdctl member list` or None when it does not answer, host name).
 
-
-def etcd_members_are(ctx: StepContext, expected: int) -> tuple[bool, Msg]:
+    etcdctl runs in the etcdctl container when there is one (its environment names the endpoints and
+    certificates); the restore-etcd pod has only the etcd container."""
     host = ctx.cluster.host(ctx.vars["recovery_host"])
     command = (
         "crictl ps | grep etcd | grep -Ev 'operator|etcd-guard'; "
-        "id=$(crictl ps --label io.kubernetes.container.name=etcd -q | head -1); "
-        'if [ -n "$id" ]; then crictl exec "$id" etcdctl member list -w json; fi'
+        "id=$(crictl ps --label io.kubernetes.container.name=etcdctl -q | head -1); "
+        '[ -n "$id" ] || id=$(crictl ps --label io.kubernetes.container.name=etcd -q | head -1); '
+        'if [ -n "$id" ]; then crictl exec "$id" etcdctl member list -w json 2>/dev/null; fi; true'
     )
     (result,) = ctx.run([host], command, sudo=True, timeout=60)
     rows = [line for line in result.stdout.splitlines() if not line.lstrip().startswith("{")]
     running = any(_name_of(line) == "etcd" and "Running" in line for line in rows)
+    members = parse_members(result.stdout) if '"members"' in result.stdout else None
+    return running, members, host.name
+
+
+def etcd_members_are(ctx: StepContext, expected: int) -> tuple[bool, Msg]:
+    """etcd runs on the recovery host and `etcdctl member list` shows `expected` started members."""
+    running, members, host = etcd_on_recovery_host(ctx)
     if not running:
-        return False, msg("restore.etcd_not_running", host=host.name)
-    if "{" not in result.stdout:
-        return False, msg("restore.etcd_no_answer", host=host.name)
-    members = parse_members(result.stdout)
+        return False, msg("restore.etcd_not_running", host=host)
+    if members is None:
+        return False, msg("restore.etcd_no_answer", host=host)
     names = ", ".join(m["name"] or f"(unstarted {m['id']})" for m in members)
     if len(members) == expected and all(m["started"] for m in members):
         return True, msg("restore.etcd_members", count=len(members), names=names)

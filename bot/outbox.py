@@ -21,6 +21,7 @@ from redis import Redis
 
 from bot.text_limits import MESSAGE_BYTES, fit_text, split_text
 from workers import keys
+from workers.redact import redact
 
 RESPONSES_CHANNEL = "~response_urls"
 """Queue for response_url posts given without a channel (Slack ids never contain "~")."""
@@ -53,6 +54,18 @@ class Entry:
         return cls(**data)
 
 
+def _redacted(value: Any) -> Any:
+    """Every string that leaves for Slack goes through redact(): the last line of defence for secrets
+    (step output is redacted where it is captured; this catches notes, API error bodies and the like)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: v if k == "content_b64" else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def _check_channel(channel: str) -> None:
     if not channel or any(c.isspace() for c in channel):
         raise ValueError(f"a Slack channel id like C0123ABCD is needed, got {channel!r}")
@@ -64,6 +77,8 @@ class Outbox:
 
     def _push(self, *entries: Entry) -> None:
         channel = entries[0].channel
+        for entry in entries:
+            entry.args = _redacted(entry.args)
         pipe = self.redis.pipeline(transaction=True)
         pipe.rpush(keys.outbox(channel), *(e.to_json() for e in entries))
         pipe.sadd(keys.outbox_channels(), channel)

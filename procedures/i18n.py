@@ -47,7 +47,7 @@ def catalog(language: str) -> dict[str, str]:
     return entries
 
 
-def t(key: str | Msg, language: str = DEFAULT_LANGUAGE, **args: Any) -> str:
+def t(key: str | Msg, language: str = DEFAULT_LANGUAGE, /, **args: Any) -> str:
     """Render a catalog entry; a key missing in zh-CN falls back to English, a key missing everywhere shows.
 
     Arguments that are messages themselves (in their JSON form) are rendered in the same language.

@@ -17,6 +17,7 @@ from redis import Redis
 
 from procedures.i18n import Msg, t
 from workers import keys
+from workers.redact import redact
 
 MAX_ENTRIES = 100_000
 
@@ -38,6 +39,7 @@ class Timeline:
         self.redis = redis
 
     def append(self, incident: str, kind: str, who: str, text: Msg | str, run: str = "") -> Entry:
+        text = redact(text) if isinstance(text, str) else _redact_msg(text)
         entry = Entry(at=time.time(), kind=kind, who=who, text=text, run=run)
         payload = text if isinstance(text, str) else json.dumps(text.to_json())
         fields = {
@@ -66,6 +68,12 @@ class Timeline:
             what = entry.render(language).replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {when} | {entry.who} | {what} | {entry.run} |")
         return "\n".join(lines) + "\n"
+
+
+def _redact_msg(text: Msg) -> Msg:
+    """Secrets must not reach the timeline, even inside a message's arguments (an error, a pasted token)."""
+    args = {k: redact(v) if isinstance(v, str) else v for k, v in text.args.items()}
+    return Msg(text.key, args)
 
 
 def _decode(fields: dict[bytes, bytes]) -> Entry:

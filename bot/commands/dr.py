@@ -19,6 +19,7 @@ from bot.render import plan_blocks, runs_list, timeline_text
 from procedures.clusters import LANGUAGES, ConfigError
 from procedures.i18n import Msg, msg, t
 from workers import keys
+from workers.redact import redact
 from workers.runs import ClusterBusy, Run
 from workers.timeline import Timeline
 
@@ -53,6 +54,9 @@ def answer(deps: Deps, command: dict[str, Any]) -> Reply:
     except RedisError as error:
         log.error("Redis unavailable: %s", error)
         return ephemeral(t("error.redis", language))
+    except Exception:  # a bug must still get an answer in Slack, not a timeout
+        log.exception("/dr %s failed", command.get("text", ""))
+        return ephemeral(t("error.internal", language))
 
 
 def ephemeral(text: str, blocks: list[dict[str, Any]] | None = None) -> Reply:
@@ -172,11 +176,9 @@ def _timeline(deps: Deps, parsed: Parsed, channel: str, user: str, language: str
 
 
 def _note(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
-    deps.control.note(channel, user, parsed.args["text"])
-    return {
-        "response_type": "in_channel",
-        "text": t("note.added", language, user=user, text=parsed.args["text"]),
-    }
+    text = redact(parsed.args["text"])
+    deps.control.note(channel, user, text)
+    return {"response_type": "in_channel", "text": t("note.added", language, user=user, text=text)}
 
 
 def _language(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
@@ -184,7 +186,7 @@ def _language(deps: Deps, parsed: Parsed, channel: str, user: str, language: str
     if chosen not in LANGUAGES:
         raise UsageError(_bad_language(chosen), BUILTIN["language"].usage)
     deps.redis.set(keys.channel_language(channel), chosen)
-    return ephemeral(t("language.set", chosen, language=chosen))
+    return ephemeral(t("language.set", chosen, name=chosen))
 
 
 def _bad_language(chosen: str) -> Msg:

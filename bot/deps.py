@@ -6,13 +6,16 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
 from bot.outbox import Outbox
 from procedures.clusters import LANGUAGES, Cluster, Clusters
+from procedures.i18n import t
 from procedures.steps import Procedure
 from workers import keys
 from workers.control import Control
@@ -46,6 +49,14 @@ class Deps:
         if user in cluster.approvers:
             return True
         return bool(cluster.approver_group) and user in self.group_members(cluster.approver_group)
+
+    def tell_without_redis(self, body: dict[str, Any]) -> None:
+        """Answer a click when Redis is down. The outbox lives in Redis, so this one answer goes
+        straight to the interaction's response_url (at most once per click, well within its limits)."""
+        log.error("Redis unavailable during a click by %s", body.get("user", {}).get("id"))
+        url = body.get("response_url")
+        if url:
+            WebhookClient(url).send(text=t("error.redis"), response_type="ephemeral", replace_original=False)
 
     def group_members(self, group: str) -> list[str]:
         cached = self.redis.get(keys.usergroup_cache(group))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
@@ -24,7 +25,10 @@ ACTIONS = re.compile(r"^csr:(approve_all|approve|approve_flagged|deny|details)$"
 def register(app: AsyncApp, deps: Deps) -> None:
     async def csr_clicked(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
         await ack()
-        click(deps, body)
+        try:
+            click(deps, body)
+        except RedisError:
+            deps.tell_without_redis(body)
 
     app.action(ACTIONS)(csr_clicked)
 

@@ -27,7 +27,10 @@ ACTIONS = re.compile(r"^gate:(approve|reject|choose:\d+|rerun|skip)$")
 def register(app: AsyncApp, deps: Deps) -> None:
     async def gate_clicked(ack: Callable[..., Awaitable[None]], body: dict[str, Any]) -> None:
         await ack()
-        click(deps, body)
+        try:
+            click(deps, body)
+        except RedisError:
+            deps.tell_without_redis(body)
 
     app.action(ACTIONS)(gate_clicked)
 
@@ -42,19 +45,11 @@ def click(deps: Deps, body: dict[str, Any]) -> Verdict | None:
     if not token or not value or not channel:
         log.warning("unreadable gate click from %s: %r", user, action)
         return None
-    try:
-        gate = load_gate(deps.redis, token)
-        run = RunStore(deps.redis).load(gate.run_id) if gate else None
-        language = deps.language(channel, deps.clusters.by_name.get(run.cluster)) if run else language
-        is_approver = bool(run) and deps.is_approver(user, deps.clusters.get(run.cluster))
-        decision = deps.control.decide(token, user, is_approver, value)
-    except RedisError as error:
-        log.error("Redis unavailable during a click: %s", error)
-        deps.outbox.respond(
-            body.get("response_url", ""),
-            {"response_type": "ephemeral", "replace_original": False, "text": t("error.redis", language)},
-        )
-        return None
+    gate = load_gate(deps.redis, token)
+    run = RunStore(deps.redis).load(gate.run_id) if gate else None
+    language = deps.language(channel, deps.clusters.by_name.get(run.cluster)) if run else language
+    is_approver = bool(run) and deps.is_approver(user, deps.clusters.get(run.cluster))
+    decision = deps.control.decide(token, user, is_approver, value)
     if decision.verdict is not Verdict.ACCEPTED:
         run_id = decision.run.id if decision.run else "?"
         deps.outbox.ephemeral(channel, user, t(f"click.{decision.verdict.value}", language, run=run_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_bolt.async_app import AsyncApp
 
 from bot.commands.dr import retry_run
@@ -17,6 +18,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         user = body.get("user", {}).get("id", "")
         channel = (body.get("channel") or {}).get("id", "")
         run_id = str((body.get("actions") or [{}])[0].get("value", ""))
-        deps.outbox.ephemeral(channel, user, retry_run(deps, run_id, user, deps.language(channel)))
+        try:
+            deps.outbox.ephemeral(channel, user, retry_run(deps, run_id, user, deps.language(channel)))
+        except RedisError:
+            deps.tell_without_redis(body)
 
     app.action("run:retry")(retry_clicked)

@@ -43,7 +43,7 @@ def copy_file(
         (read,) = ctx.run(
             [source],
             f"dd if={quoted} bs={READ_CHUNK} skip={offset // READ_CHUNK} count=1 status=none "
-            "| od -An -v -tx1",
+            "| od -An -v -tx1 | tr -d ' \\n'",
             sudo=True,
             timeout=120,
         )
@@ -51,14 +51,17 @@ def copy_file(
             raise StepFailed(
                 msg("manual_restore.copy_read_failed", host=source.name, path=path, reason=_why(read))
             )
-        data = bytes.fromhex("".join(read.stdout.split()))
+        try:
+            data = bytes.fromhex(read.stdout.strip())
+        except ValueError:
+            data = b""
         if not data:
             raise StepFailed(
                 msg(
                     "manual_restore.copy_read_failed",
                     host=source.name,
                     path=path,
-                    reason="file shorter than expected",
+                    reason=f"no data at byte {offset} ({read.stdout[:80]!r})",
                 )
             )
         for start in range(0, len(data), WRITE_CHUNK):

@@ -46,8 +46,10 @@ def answer_gate(stage: Stage, run_id: str, step: str, user: str, action: str = "
 
     def open_gate() -> str:
         run = runs.load(run_id)
-        if run is None or run.finished:
-            raise StageError(f"run {run_id} ended before it reached the gate {step}")
+        if run is None:
+            raise StageError(f"run {run_id} is gone")
+        if run.finished:
+            raise StageError(f"run {run_id} ended before the gate {step}: {run.status} {run.result}")
         gate = load_gate(redis, run.gate) if run.gate else None
         return gate.token if gate is not None and gate.step == step else ""
 

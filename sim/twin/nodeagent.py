@@ -53,6 +53,7 @@ OVN_DATABASES = ("ovnnb_db.db", "ovnsb_db.db")
 class KubeletState:
     pid: int | None = None
     may_register: bool = False
+    fresh: bool = False  # (re)started and has not looked at its certificate files yet
     csr: str | None = None
     csr_kind: str = ""
     key: bytes = b""
@@ -91,7 +92,7 @@ class NodeAgent:
             # The first look at a running twin is not a restart.
             state = self.kubelets[host.short] = KubeletState(pid=pid)
         elif pid is not None and pid != state.pid:
-            state.pid, state.may_register = pid, True
+            state.pid, state.may_register, state.fresh = pid, True, True
             state.csr = None
         elif pid is None:
             state.pid = None
@@ -104,6 +105,9 @@ class NodeAgent:
         if state.csr is not None:
             self._follow_csr(host, state, node)
             return
+        if client is None and not state.fresh:
+            return  # deleted under a running kubelet: it keeps its certificate in memory until restarted
+        state.fresh = False
         if not hostview.valid(client):
             self._file(host, state, "client")
             if node is not None:

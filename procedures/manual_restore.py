@@ -40,7 +40,6 @@ from procedures.manual_restore_parse import (
     sections,
 )
 from procedures.restore_preflight import CLUSTER_RESTORE, preflight_steps
-from procedures.snapshot_copy import copy_file
 from procedures.steps import (
     ALL_HOSTS,
     Approval,
@@ -236,9 +235,12 @@ def _copy_needed(ctx: StepContext) -> Msg | None:
 def _copy_snapshot(ctx: StepContext) -> Outcome:
     targets = [ctx.cluster.host(name) for name in ctx.vars["copy_to"]]
     source = ctx.cluster.host(ctx.vars["recovery_host"])
-    size = int(ctx.vars["backup"]["snapshot_size"])
     started = time.monotonic()
-    copy_file(ctx, source, targets, _snapshot_path(ctx), ctx.vars["snapshot_sha256"], size)
+    failed = [r for r in ctx.copy(source, _snapshot_path(ctx), targets) if not r.ok]
+    if failed:
+        raise StepFailed(
+            msg("manual_restore.copy_write_failed", hosts="; ".join(f"{r.host}: {r.error}" for r in failed))
+        )
     return Outcome(
         True,
         msg(

@@ -26,8 +26,16 @@ def _look(ctx: StepContext) -> Outcome:
     csrs = call(ctx.cluster, client.CertificatesV1Api(api).list_certificate_signing_request).items
     pending = [c for c in csrs if not (c.status and c.status.conditions)]
     missing = not_ready(nodes)
-    return Outcome(True, msg("certs.look", nodes=len(nodes), not_ready=", ".join(missing) or "-",
-                             pending=len(pending), platform=ctx.cluster.platform))
+    return Outcome(
+        True,
+        msg(
+            "certs.look",
+            nodes=len(nodes),
+            not_ready=", ".join(missing) or "-",
+            pending=len(pending),
+            platform=ctx.cluster.platform,
+        ),
+    )
 
 
 def _verify(ctx: StepContext) -> Outcome:

@@ -7,7 +7,7 @@ Every call goes through procedures.kube.call, so an API that is down reads as a 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,44 @@ NotReady, so "nodes that stay NotReady" can be told apart from nodes the snapsho
 MACHINE_WAIT = 1800.0
 STUCK_TERMINATING = 60.0
 """An ovnkube pod still Terminating after this long is "stuck" in the runbook's sense (step 15)."""
+
+
+API_DOWN = ("kube.unavailable", "kube.unreachable")
+API_RETRY = 300.0
+"""How long a call waits out an API that is briefly down, as it is while etcd rolls to a new revision."""
+
+
+def tolerant(
+    condition: Callable[[StepContext], tuple[bool, Msg]],
+) -> Callable[[StepContext], tuple[bool, Msg]]:
+    """A WaitUntil condition for which an API that does not answer means "not yet", not failure."""
+
+    def wrapped(ctx: StepContext) -> tuple[bool, Msg]:
+        try:
+            return condition(ctx)
+        except StepFailed as down:
+            if down.summary.key not in API_DOWN:
+                raise
+            return False, msg("restore.api_waiting", reason=down.summary.to_json())
+
+    return wrapped
+
+
+def retrying(step: Callable[[StepContext], Outcome]) -> Callable[[StepContext], Outcome]:
+    """A Call that waits out an API that is briefly down (for at most API_RETRY seconds), then runs."""
+
+    def wrapped(ctx: StepContext) -> Outcome:
+        deadline = time.monotonic() + API_RETRY
+        while True:
+            try:
+                return step(ctx)
+            except StepFailed as down:
+                if down.summary.key not in API_DOWN or time.monotonic() > deadline or ctx.aborted():
+                    raise
+                ctx.progress(msg("restore.api_waiting", reason=down.summary.to_json()))
+                time.sleep(2.0)
+
+    return wrapped
 
 
 def _core(ctx: StepContext) -> client.CoreV1Api:

@@ -94,12 +94,11 @@ def move_manifest_command(manifest: str) -> str:
 
 
 MOVE_ETCD_DATA = (
-    "if [ ! -e /var/lib/etcd ]; then echo 'no /var/lib/etcd'; exit 0; fi; "
-    "if [ -e /tmp/etcd ]; then echo '/tmp/etcd already exists: the data was moved before; "
-    "look at both before going on'; exit 3; fi; "
-    "mv -v /var/lib/etcd/ /tmp"
+    "if [ ! -e /var/lib/etcd ]; then echo 'no /var/lib/etcd: already moved aside'; exit 0; fi; "
+    "if [ -e /tmp/etcd ]; then mv -v /var/lib/etcd/ /tmp/etcd-$(date +%Y%m%d%H%M%S); "
+    "else mv -v /var/lib/etcd/ /tmp; fi"
 )
-"""`sudo mv -v /var/lib/etcd/ /tmp`, refusing to move it a second time into /tmp/etcd/etcd."""
+"""`sudo mv -v /var/lib/etcd/ /tmp`; next to, never into, a /tmp/etcd an earlier restore left behind."""
 
 
 def restore_command(ctx: StepContext) -> str:

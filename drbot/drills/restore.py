@@ -1,10 +1,12 @@
 """Drill: restore a cluster that lost etcd quorum (5.4.2.2), through Slack, with a second engineer approving.
 
-alice takes a backup with `/dr backup`; then the disaster: the `payments` namespace is deleted through
-the API and `drbot twin disaster lose-quorum` destroys two etcd members. alice types `/dr restore`,
-bob clicks every approval and CSR button drbot posts. The drill then proves the namespace is back,
-etcd has one healthy member per host, and every static-pod operator is at its latest revision; it
-prints how the run's time splits between drbot, waits, remote commands, API calls and people.
+alice takes a backup with `/dr backup`. Then the disaster: the first host's kubelet renews its
+certificate (so its node goes NotReady once the backup is restored), the `payments` namespace is
+deleted through the API, and `drbot twin disaster lose-quorum` destroys two etcd members. alice
+types `/dr restore`; bob clicks every approval and CSR button drbot posts. The drill then proves the
+namespace is back, etcd has one healthy member per host, and every static-pod operator is at its
+latest revision; it prints how the run's time splits between drbot, waits, remote commands, API
+calls and people.
 """
 
 from __future__ import annotations
@@ -30,8 +32,6 @@ from workers.runs import RunStore
 NAMESPACE = "payments"
 RESTORE_TIMEOUT = 900.0
 APPROVER = "U0BOB"
-CLICKABLE = ("gate:approve", "csr:approve_all")
-"""What bob clicks: approvals of drbot's gates and "approve all valid" on the CSR panel."""
 STATIC_POD_OPERATORS = ("etcds", "kubeapiservers", "kubecontrollermanagers", "kubeschedulers")
 
 
@@ -51,7 +51,10 @@ def _drill(stage: Stage, report: Report, cluster: Cluster, api: client.ApiClient
         status, body = stage.slack.slash("U0ALICE", CHANNEL, f"backup {cluster.name}")
         final = wait_for_run_end(stage, started_run(body))
         report.check(t("status.succeeded") in final, "the backup succeeded")
-    with report.phase(f"disaster: namespace {NAMESPACE} deleted, then etcd quorum lost"):
+    with report.phase(f"disaster: kubelet certificate renewed, namespace {NAMESPACE} deleted, quorum lost"):
+        # After the backup: once restored, the Node remembers the old certificate, so this kubelet's
+        # node goes NotReady until its PEM files are cleared and its new CSR approved (steps 9-11).
+        twin("fault", "kubelet-cert-rotated", cluster.hosts[0].name, "--dir", str(stage.directory))
         core.delete_namespace(NAMESPACE)
         stage.wait_for(lambda: not _namespace_exists(core), 120, f"namespace {NAMESPACE} to be gone", 0.5)
         report.check(True, f"namespace {NAMESPACE} deleted through the API")
@@ -102,13 +105,17 @@ def _api_answers(core: client.CoreV1Api) -> bool:
     return True
 
 
-def buttons(stage: Stage) -> Iterator[tuple[Any, str, str]]:
-    """(message, action_id, value) of every button bob would click, anywhere in the channel."""
+def buttons(stage: Stage, run_id: str) -> Iterator[tuple[Any, str, str]]:
+    """(message, action_id, value) of every button bob would click for this run: the gates on its
+    status message and in its thread, and the CSR panel."""
+    status = next((m for m in stage.slack.messages(CHANNEL) if f"(run {run_id})" in m.text), None)
     for message in stage.slack.all_messages(CHANNEL):
+        ours = status is not None and status.ts in (message.ts, message.thread_ts)
         for block in message.blocks or []:
             for element in block.get("elements", []) if block.get("type") == "actions" else []:
-                if element.get("action_id") in CLICKABLE:
-                    yield message, element["action_id"], element.get("value", "")
+                action = element.get("action_id")
+                if action == "csr:approve_all" or (action == "gate:approve" and ours):
+                    yield message, action, element.get("value", "")
 
 
 def approve_until_done(
@@ -130,7 +137,7 @@ def approve_until_done(
         status = next((m for m in stage.slack.messages(CHANNEL) if f"(run {run_id})" in m.text), None)
         if status is not None and any(word in status.text for word in ended):
             return len(clicked)
-        for message, action, value in list(buttons(stage)):
+        for message, action, value in list(buttons(stage, run_id)):
             if (message.ts, value) in clicked:
                 continue
             run = runs.load(run_id)

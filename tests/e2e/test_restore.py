@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client, config
@@ -130,7 +131,12 @@ class TestInstallerProvisioned:
         before = [manifests(ipi, h) for h in hosts]
         run_id = restore(ipi)
         gate = ipi.wait_for(lambda: RunStore(ipi.redis()).load(run_id).gate, 60, "the start approval")
-        message = next(m for m in ipi.slack.messages(CHANNEL) if f"(run {run_id})" in m.text)
+
+        def status_with_buttons() -> Any:
+            message = next(m for m in ipi.slack.messages(CHANNEL) if f"(run {run_id})" in m.text)
+            return message if gate in json.dumps(message.blocks) else None
+
+        message = ipi.wait_for(status_with_buttons, 30, "the start approval's buttons")
         blocks = json.dumps(message.blocks)
         assert (
             "Restore *twin* from the backup" in blocks

@@ -39,15 +39,17 @@ def manifests(stage: Stage, host: Host) -> list[str]:
     return sorted(on(stage, host, "sudo ls /etc/kubernetes/manifests").split())
 
 
-def status_message(stage: Stage, run_id: str) -> str:
-    return next(m.text for m in stage.slack.messages(CHANNEL) if f"(run {run_id})" in m.text)
+def status_message_blocks(stage: Stage, run_id: str) -> str:
+    return json.dumps(next(m for m in stage.slack.messages(CHANNEL) if f"(run {run_id})" in m.text).blocks)
 
 
 def run_text(stage: Stage, run_id: str) -> str:
     """The status message and its thread, as one text to search."""
     message = next(m for m in stage.slack.messages(CHANNEL) if f"(run {run_id})" in m.text)
     replies = stage.slack.thread(CHANNEL, message.ts)
-    return "\n".join([message.text, json.dumps(message.blocks), *(r.text for r in replies)])
+    return "\n".join(
+        [message.text, json.dumps(message.blocks), *(r.text + json.dumps(r.blocks) for r in replies)]
+    )
 
 
 def steps_run(stage: Stage, run_id: str) -> list[str]:
@@ -203,7 +205,12 @@ class TestUserProvisioned:
         twin("disaster", "lose-quorum", "--dir", str(upi.directory))
         run_id = restore(upi)
 
+        instructions: list[str] = []
+
         def operator_recreates_machines() -> None:
+            # The operator reads what drbot asks, then re-creates the machines: on the twin, the reset
+            # hosts' kubelets start again and register their nodes.
+            instructions.append(status_message_blocks(upi, run_id))
             for host in hosts[1:]:
                 on(upi, host, "sudo systemctl restart kubelet.service")
 
@@ -214,8 +221,9 @@ class TestUserProvisioned:
         assert "Succeeded" in final, run_text(upi, run_id)[-3000:]
         ran = steps_run(upi, run_id)
         assert "recreate-machines" not in ran and "approve-machines" not in ran
-        text = run_text(upi, run_id)
-        assert "user-provisioned" in text and "re-create the control-plane machine" in text
+        (asked,) = instructions
+        assert "This cluster is user-provisioned" in asked and "re-create the control-plane machine" in asked
+        assert all(h.name in asked for h in hosts[1:]), "drbot names the machines to re-create"
 
 
 def _namespaces(core: client.CoreV1Api) -> set[str]:

@@ -149,7 +149,7 @@ class Notifier:
         stored = {k.decode(): v.decode() for k, v in self.redis.hgetall(key).items()}
         if not stored or stored.get("panel") != "csr":
             return
-        text, blocks = csr_panel(data["token"], int(stored["version"]), json.loads(stored["data"]), language)
+        text, blocks = csr_panel(data["token"], json.loads(stored["data"]), language)
         slot = f"run:{run.id}:panel:{data['step']}"
         if self.redis.hsetnx(key, "posted", "1"):
             self.outbox.post(run.channel, text, blocks, slot=slot)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from bot.render import Blocks, button, clip, section
+from procedures.csr_checks import age_seconds, offered_digest
 from procedures.i18n import Msg, t
 
 MAX_SHOWN = 15
 """Three blocks per CSR would overflow Slack's 50 blocks a message beyond this."""
 
 
-def csr_panel(token: str, version: int, data: dict[str, Any], language: str) -> tuple[str, Blocks]:
+def csr_panel(token: str, data: dict[str, Any], language: str) -> tuple[str, Blocks]:
     offered = [v for v in data["offered"] if v["pending"]]
     header = t(
         "csr.panel.header", language, platform=data["platform"], not_ready=", ".join(data["not_ready"]) or "-"
@@ -30,7 +31,7 @@ def csr_panel(token: str, version: int, data: dict[str, Any], language: str) -> 
                     button(
                         t("button.approve_all", language, count=len(valid)),
                         "csr:approve_all",
-                        f"{token}|{version}",
+                        f"{token}|{offered_digest(data)}",
                         "primary",
                     ),
                 ],
@@ -56,7 +57,7 @@ def _csr_blocks(token: str, view: dict[str, Any], language: str) -> Blocks:
         "wave": view["wave"],
         "node": view["node"] or "?",
         "requestor": view["requestor"],
-        "age": view["age_seconds"],
+        "age": age_seconds(view["created"]),
     }
     if problems:
         line = t("csr.panel.flagged", language, problems="; ".join(problems), **args)

@@ -67,6 +67,7 @@ class Stage:
         start_twin: bool = True,
         first_address: str | None = None,
         socket_mode: bool = False,
+        twin_options: tuple[str, ...] = (),
     ) -> None:
         self.directory = Path(directory)
         self.redis_url = redis_url
@@ -76,6 +77,7 @@ class Stage:
         self.first_address = first_address
         self.port = free_port()
         self.socket_mode = socket_mode
+        self.twin_options = twin_options
         self.slack = SlackSim(
             None if socket_mode else f"http://127.0.0.1:{self.port}/slack/events",
             mode="socket" if socket_mode else "http",
@@ -125,7 +127,7 @@ class Stage:
         self.logs.mkdir(parents=True, exist_ok=True)
         if self.start_twin:
             where = ["--first-address", self.first_address] if self.first_address else []
-            twin("up", "--dir", str(self.directory), *where)
+            twin("up", "--dir", str(self.directory), *where, *self.twin_options)
             self._twin_started = True
         if not self.config.exists():
             raise StageError(f"{self.config} does not exist: is a twin running in {self.directory}?")

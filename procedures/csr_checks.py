@@ -14,6 +14,7 @@ against what its signer expects before anyone is offered to approve it in bulk:
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,8 @@ class CsrView:
     signer: str
     wave: str
     node: str
-    age_seconds: int
+    created: str
+    """creationTimestamp: the panel shows the age when it is drawn, so the panel's data stays stable."""
     pending: bool
     approved: bool
     denied: bool
@@ -71,7 +73,7 @@ class CsrView:
             "signer": self.signer,
             "wave": self.wave,
             "node": self.node,
-            "age_seconds": self.age_seconds,
+            "created": self.created,
             "pending": self.pending,
             "problems": [p.to_json() for p in self.problems],
             "subject": self.subject,
@@ -80,7 +82,7 @@ class CsrView:
         }
 
 
-def classify(csr: Mapping[str, Any], known: Mapping[str, NodeNames], now: datetime | None = None) -> CsrView:
+def classify(csr: Mapping[str, Any], known: Mapping[str, NodeNames]) -> CsrView:
     """Check one CSR (as the API returns it, a dict) against the nodes and Machines the cluster knows."""
     metadata, spec = csr.get("metadata") or {}, csr.get("spec") or {}
     conditions = {c.get("type") for c in (csr.get("status") or {}).get("conditions") or []}
@@ -114,7 +116,7 @@ def classify(csr: Mapping[str, Any], known: Mapping[str, NodeNames], now: dateti
         signer=signer,
         wave=wave,
         node=node,
-        age_seconds=_age(metadata.get("creationTimestamp"), now),
+        created=metadata.get("creationTimestamp") or "",
         pending=not conditions & {"Approved", "Denied", "Failed"},
         approved="Approved" in conditions,
         denied="Denied" in conditions,
@@ -179,11 +181,18 @@ def _belongs(san: str, names: NodeNames) -> bool:
     return kind == "DNS" and value in names.dns
 
 
-def _age(created: str | None, now: datetime | None) -> int:
+def age_seconds(created: str, now: datetime | None = None) -> int:
     if not created:
         return 0
     when = datetime.fromisoformat(created.replace("Z", "+00:00"))
     return max(0, int(((now or datetime.now(UTC)) - when).total_seconds()))
+
+
+def offered_digest(panel: Mapping[str, Any]) -> str:
+    """Names the set of valid CSRs a panel offers for bulk approval; "approve all" carries it, so a
+    click approves exactly what the clicker saw, or nothing if the set has changed since."""
+    uids = sorted(v["uid"] for v in panel["offered"] if v["pending"] and not v["problems"])
+    return hashlib.sha256(" ".join(uids).encode()).hexdigest()[:16]
 
 
 def known_nodes(nodes: list[Mapping[str, Any]], machines: list[Mapping[str, Any]]) -> dict[str, NodeNames]:
@@ -222,7 +231,7 @@ def describe(view: Mapping[str, Any], language: str = "en") -> str:
         f"Subject:            {view['subject']}",
         f"Subject Alt Names:  {', '.join(view['sans']) or '-'}",
         f"Usages:             {', '.join(view['usages']) or '-'}",
-        f"Age:                {view['age_seconds']}s",
+        f"Age:                {age_seconds(view['created'])}s",
     ]
     checks = [t(Msg.from_json(p), language) for p in view["problems"]] or [t("csr.check.ok", language)]
     return "\n".join([*lines, "", *(f"• {c}" for c in checks)])

@@ -93,7 +93,8 @@ class StepContext(Protocol):
 
     def publish(self, panel: str, data: Mapping[str, Any]) -> str:
         """Show a panel of choices in Slack (e.g. pending CSRs with buttons), replacing the step's last
-        one; returns the panel's token, which the buttons carry."""
+        one (nothing is sent when the data has not changed); returns the panel's token, which the
+        buttons carry."""
         ...
 
     def take_requests(self) -> list[dict[str, Any]]:

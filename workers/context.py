@@ -118,21 +118,10 @@ class RunContext:
         encoded = json.dumps(data, sort_keys=True)
         if self.redis.hget(key, "data") == encoded.encode():
             return token
-        with self.redis.pipeline() as pipe:
-            pipe.hincrby(key, "version", 1)
-            pipe.hset(
-                key, mapping={"run": self.run_state.id, "step": self.step_id, "panel": panel, "data": encoded}
-            )
-            version, _ = pipe.execute()
-        events.emit(
-            self.redis,
-            events.PANEL,
-            self.run_state.id,
-            step=self.step_id,
-            token=token,
-            panel=panel,
-            version=version,
+        self.redis.hset(
+            key, mapping={"run": self.run_state.id, "step": self.step_id, "panel": panel, "data": encoded}
         )
+        events.emit(self.redis, events.PANEL, self.run_state.id, step=self.step_id, token=token, panel=panel)
         return token
 
     def _panel_token(self) -> str:

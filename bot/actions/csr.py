@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
-from procedures.csr_checks import describe
+from procedures.csr_checks import describe, offered_digest
 from procedures.i18n import t
 from workers import keys
 from workers.runs import RUNNING, RunStore
@@ -61,7 +61,7 @@ def click(deps: Deps, body: dict[str, Any]) -> str:
         return _answer(deps, channel, user, t("click.not_approver", language, run=run.id), "not_approver")
     request: dict[str, Any] = {"step": panel["step"], "user": user, "action": kind, "at": time.time()}
     if kind == "approve_all":
-        if rest != panel["version"]:
+        if rest != offered_digest(data):
             return _answer(deps, channel, user, t("click.stale", language, run=run.id), "stale")
         request["uids"] = [v["uid"] for v in data["offered"] if v["pending"] and not v["problems"]]
         target = f"{len(request['uids'])} CSRs"

@@ -21,7 +21,7 @@ from bot.actions import csr as csr_actions
 from bot.deps import Deps
 from bot.outbox import Outbox
 from procedures.clusters import parse_clusters
-from procedures.csr_checks import BOOTSTRAPPER, CLIENT_SIGNER
+from procedures.csr_checks import BOOTSTRAPPER, CLIENT_SIGNER, offered_digest
 from procedures.registry import PROCEDURES
 from sim.kubeapi import ClusterFacts, KubeApiServer, NodeFacts
 from sim.kubeapi.certs import node_csr_pem
@@ -156,10 +156,18 @@ def test_csr_waves_are_approved_forged_ones_flagged_and_left_pending(
     assert sum(1 for v in views.values() if not v["problems"]) == 5
 
     first = panel()
-    assert click(deps, "U0MALLORY", "approve_all", f"{first['token']}|{first['version']}") == "not_approver"
+    assert (
+        click(
+            deps, "U0MALLORY", "approve_all", f"{first['token']}|{offered_digest(json.loads(first['data']))}"
+        )
+        == "not_approver"
+    )
     assert click(deps, "U0BOB", "approve_all", f"{first['token']}|0") == "stale"
     assert click(deps, "U0BOB", "details", f"{first['token']}|forged-ghost|x") == "details"
-    assert click(deps, "U0BOB", "approve_all", f"{first['token']}|{first['version']}") == "queued"
+    assert (
+        click(deps, "U0BOB", "approve_all", f"{first['token']}|{offered_digest(json.loads(first['data']))}")
+        == "queued"
+    )
 
     if platform == "user-provisioned":
         wait(
@@ -168,7 +176,15 @@ def test_csr_waves_are_approved_forged_ones_flagged_and_left_pending(
             "the kubelet-serving wave offered for approval",
         )
         second = panel()
-        assert click(deps, "U0BOB", "approve_all", f"{second['token']}|{second['version']}") == "queued"
+        assert (
+            click(
+                deps,
+                "U0BOB",
+                "approve_all",
+                f"{second['token']}|{offered_digest(json.loads(second['data']))}",
+            )
+            == "queued"
+        )
 
     worker.join(timeout=60)
     assert not worker.is_alive()
@@ -181,6 +197,7 @@ def test_csr_waves_are_approved_forged_ones_flagged_and_left_pending(
     approvals = [e for e in Timeline(redis).entries("C1") if e.kind == "approval"]
     assert all(e.who == "U0BOB" for e in approvals)
     assert len(approvals) == (10 if platform == "user-provisioned" else 5)
-    assert click(deps, "U0BOB", "approve_all", f"{first['token']}|{first['version']}") == "stale", (
-        "run moved on"
-    )
+    assert (
+        click(deps, "U0BOB", "approve_all", f"{first['token']}|{offered_digest(json.loads(first['data']))}")
+        == "stale"
+    ), "run moved on"

@@ -62,18 +62,7 @@ class RunContext:
         results = self.pool.run_many(
             list(hosts), command, sudo=sudo, timeout=timeout, serial=serial, max_parallel=FAN_OUT
         )
-        for result in results:
-            self.journal.append(
-                HOST_RESULT,
-                self.step_id,
-                host=result.host,
-                exit_code=result.exit_code,
-                duration=round(result.duration, 3),
-                error=result.error,
-                stdout=result.stdout[-OUTPUT_IN_JOURNAL:],
-                stderr=result.stderr[-OUTPUT_IN_JOURNAL:],
-            )
-        return results
+        return self._journaled(results)
 
     def copy(
         self,
@@ -84,7 +73,12 @@ class RunContext:
         destination: str | None = None,
         timeout: float = 1800.0,
     ) -> list[CommandResult]:
-        results = self.pool.copy(source, path, list(targets), destination=destination, timeout=timeout)
+        return self._journaled(
+            self.pool.copy(source, path, list(targets), destination=destination, timeout=timeout)
+        )
+
+    def _journaled(self, results: list[CommandResult]) -> list[CommandResult]:
+        """Every host's exit code and (the end of its) output goes into the journal."""
         for result in results:
             self.journal.append(
                 HOST_RESULT,
@@ -93,8 +87,8 @@ class RunContext:
                 exit_code=result.exit_code,
                 duration=round(result.duration, 3),
                 error=result.error,
-                stdout=f"copied {path} from {source.name}",
-                stderr="",
+                stdout=result.stdout[-OUTPUT_IN_JOURNAL:],
+                stderr=result.stderr[-OUTPUT_IN_JOURNAL:],
             )
         return results
 

@@ -5,52 +5,25 @@ must still be pending."""
 
 from __future__ import annotations
 
-import json
-import time
-
 from kubernetes import client, config
 
-from drbot.drills.common import RUN_TIMEOUT, Report, started_run, wait_for_run_end
+from drbot.drills.common import Report, approve_until_done, started_run, wait_for_run_end
 from drbot.stage import CHANNEL, Stage, twin
 from procedures.clusters import load_clusters
 from procedures.csr_checks import not_ready
-from procedures.i18n import t
-from workers.runs import RunStore
+from procedures.i18n import Msg, t
+from workers.timeline import Timeline
 
 FORGED = ("wrong-requestor", "unknown-node")
 
 
-def approve_all_button(stage: Stage) -> tuple[str, str] | None:
-    """The CSR panel's (message ts, button value) while it offers valid CSRs for bulk approval."""
-    for message in stage.slack.messages(CHANNEL):
-        buttons = [e for b in message.blocks or [] if b.get("type") == "actions" for e in b["elements"]]
-        bulk = next((e for e in buttons if e.get("action_id") == "csr:approve_all"), None)
-        if bulk:
-            return message.ts, bulk["value"]
-    return None
-
-
-def approve_until_done(stage: Stage, user: str, run_id: str) -> list[str]:
-    """What an approver does, as the runbook says: list, approve the valid ones, list again, until the
-    run ends. Each offer (the set of valid CSRs shown) is clicked once; returns the waves approved."""
-    clicked: set[str] = set()
-    waves: list[str] = []
-
-    def ended() -> bool:
-        run = RunStore(stage.redis()).load(run_id)
-        return run is None or run.finished
-
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while not ended() and time.monotonic() < deadline:
-        offered = approve_all_button(stage)
-        if offered and offered[1] not in clicked:
-            ts, value = offered
-            clicked.add(value)
-            message = next(m for m in stage.slack.messages(CHANNEL) if m.ts == ts)
-            waves += [w for w in ("client", "serving") if f"{w} for" in json.dumps(message.blocks)]
-            stage.slack.click(user, ts, "csr:approve_all", value)
-        time.sleep(0.5)
-    return waves
+def approved_waves(stage: Stage, run_id: str) -> set[str]:
+    """The CSR waves people approved in Slack during the run, from the incident timeline."""
+    return {
+        e.text.args["wave"]
+        for e in Timeline(stage.redis()).entries(CHANNEL)
+        if e.run == run_id and isinstance(e.text, Msg) and e.text.key == "csr.approved"
+    }
 
 
 def kube(stage: Stage) -> client.ApiClient:
@@ -68,7 +41,8 @@ def run(stage: Stage, report: Report) -> None:
         status, body = stage.slack.slash("U0ALICE", CHANNEL, f"certs {cluster.name}")
         report.check(status == 200, f"/dr certs acknowledged (HTTP {status})")
         run_id = started_run(body)
-        waves = approve_until_done(stage, "U0BOB", run_id)
+        approve_until_done(stage, run_id)
+        waves = approved_waves(stage, run_id)
         report.check("client" in waves, "bob approved node-bootstrapper CSRs in Slack")
         upi = cluster.platform == "user-provisioned"
         expected = (

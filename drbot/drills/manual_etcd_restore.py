@@ -8,18 +8,13 @@ not the marker written after it.
 
 from __future__ import annotations
 
-import json
-
-from drbot.drills.common import Report, ssh, started_run, wait_for_run_end
-from drbot.stage import CHANNEL, Stage, StageError, twin
+from drbot.drills.common import Report, answer_gate, ssh, started_run, wait_for_run_end
+from drbot.stage import CHANNEL, Stage, twin
 from procedures.clusters import Host, load_clusters
 from procedures.i18n import t
-from workers.gates import load_gate
-from workers.runs import RunStore
 
 BEFORE_KEY = "/drbot-drill/before-backup"
 MARKER_KEY = "/drbot-drill/after-backup"
-GATE_TIMEOUT = 120.0
 
 
 def etcdctl(stage: Stage, args: str, host: Host | None = None) -> str:
@@ -30,34 +25,6 @@ def etcdctl(stage: Stage, args: str, host: Host | None = None) -> str:
         f"etcdctl {args}",
         host,
     )
-
-
-def gate_message_ts(stage: Stage, token: str) -> str:
-    """The Slack message that carries the buttons of the gate `token`."""
-    for message in stage.slack.all_messages(CHANNEL):
-        if token in json.dumps(message.blocks or []):
-            return message.ts
-    return ""
-
-
-def answer_gate(stage: Stage, run_id: str, step: str, user: str, action: str = "approve") -> None:
-    """Wait until the run waits at `step`, then click its approve (or reject) button as `user`."""
-    runs, redis = RunStore(stage.redis()), stage.redis()
-
-    def open_gate() -> str:
-        run = runs.load(run_id)
-        if run is None:
-            raise StageError(f"run {run_id} is gone")
-        if run.finished:
-            raise StageError(f"run {run_id} ended before the gate {step}: {run.status} {run.result}")
-        gate = load_gate(redis, run.gate) if run.gate else None
-        return gate.token if gate is not None and gate.step == step else ""
-
-    token = stage.wait_for(open_gate, GATE_TIMEOUT, f"run {run_id} to wait at {step}", interval=0.3)
-    ts = stage.wait_for(lambda: gate_message_ts(stage, token), 20, f"the {step} buttons in Slack")
-    status, _ = stage.slack.click(user, ts, f"gate:{action}", f"{token}|{action}")
-    if status != 200:
-        raise StageError(f"clicking {action} on {step} answered HTTP {status}")
 
 
 def run(stage: Stage, report: Report) -> None:

@@ -13,25 +13,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from drbot.drills.common import Report, started_run, wait_for_run_end
-from drbot.stage import CHANNEL, Stage, StageError, twin
+from drbot.drills.common import Report, approve_until_done, started_run, wait_for_run_end
+from drbot.stage import CHANNEL, Stage, twin
 from procedures.clusters import Cluster, load_clusters
 from procedures.i18n import t
 from procedures.registry import PROCEDURES
 from procedures.steps import Approval, Call, Choice, Command, WaitUntil
 from workers.journal import Journal
-from workers.runs import RunStore
 
 NAMESPACE = "payments"
 RESTORE_TIMEOUT = 900.0
-APPROVER = "U0BOB"
 STATIC_POD_OPERATORS = ("etcds", "kubeapiservers", "kubecontrollermanagers", "kubeschedulers")
 
 
@@ -103,53 +99,6 @@ def _api_answers(core: client.CoreV1Api) -> bool:
     except Exception:  # any failure is "does not answer" here
         return False
     return True
-
-
-def buttons(stage: Stage, run_id: str) -> Iterator[tuple[Any, str, str]]:
-    """(message, action_id, value) of every button bob would click for this run: the gates on its
-    status message and in its thread, and the CSR panel."""
-    status = next((m for m in stage.slack.messages(CHANNEL) if f"(run {run_id})" in m.text), None)
-    for message in stage.slack.all_messages(CHANNEL):
-        ours = status is not None and status.ts in (message.ts, message.thread_ts)
-        for block in message.blocks or []:
-            for element in block.get("elements", []) if block.get("type") == "actions" else []:
-                action = element.get("action_id")
-                if action == "csr:approve_all" or (action == "gate:approve" and ours):
-                    yield message, action, element.get("value", "")
-
-
-def approve_until_done(
-    stage: Stage,
-    run_id: str,
-    timeout: float = RESTORE_TIMEOUT,
-    before_approving: Mapping[str, Callable[[], None]] | None = None,
-) -> int:
-    """bob clicks each approval and CSR button once, until the run ends; returns how many clicks.
-
-    `before_approving` maps a step id to what a person does before approving that step's gate (e.g.
-    re-creating machines by hand on a user-provisioned cluster)."""
-    ended = [t(f"status.{s}") for s in ("succeeded", "failed", "aborted")]
-    runs = RunStore(stage.redis())
-    todo = dict(before_approving or {})
-    clicked: set[tuple[str, str]] = set()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = next((m for m in stage.slack.messages(CHANNEL) if f"(run {run_id})" in m.text), None)
-        if status is not None and any(word in status.text for word in ended):
-            return len(clicked)
-        for message, action, value in list(buttons(stage, run_id)):
-            if (message.ts, value) in clicked:
-                continue
-            run = runs.load(run_id)
-            step = PROCEDURES[run.procedure].steps[run.step_index].id if run else ""
-            if action == "gate:approve" and step in todo:
-                print(f"  a person does what step {step} asks", flush=True)
-                todo.pop(step)()
-            clicked.add((message.ts, value))
-            print(f"  bob clicks {action} ({step})", flush=True)
-            stage.slack.click(APPROVER, message, action, value)
-        time.sleep(0.5)
-    raise StageError(f"the run {run_id} did not end within {timeout:.0f} s")
 
 
 def _etcd_members(stage: Stage, cluster: Cluster) -> list[dict[str, Any]]:

@@ -32,7 +32,10 @@ DISASTERS_HELP = """disasters (not reversible: restore from a backup):
                 so the member crash-loops ("member ... has already been bootstrapped").
   expire-certs  every node's kubelet client certificate expires (as after a long shutdown, 5.4.3):
                 nodes go NotReady and file node-bootstrapper CSRs; approve them, then (UPI) the
-                kubelet-serving CSRs that follow."""
+                kubelet-serving CSRs that follow.
+  delete-namespace NAME
+                someone deletes a namespace and everything in it through the API (default payments,
+                the drills' application namespace); only a restore from a backup brings it back."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -96,7 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DISASTERS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    disaster.add_argument("kind", choices=["lose-quorum", "expire-certs"])
+    disaster.add_argument("kind", choices=["lose-quorum", "expire-certs", "delete-namespace"])
+    disaster.add_argument("namespace", nargs="?", default="payments", help="delete-namespace: which one")
     _dir(disaster)
     disaster.add_argument(
         "--survivor", default=None, help="host whose etcd member survives (default the first host)"
@@ -178,6 +182,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _disaster(args: argparse.Namespace) -> int:
     spec = load_spec(args.dir)
+    if args.kind == "delete-namespace":
+        disasters.delete_namespace(spec, args.namespace)
+        print(f"namespace {args.namespace} and everything in it are deleted")
+        return 0
     if args.kind == "expire-certs":
         nodes = disasters.expire_certs(spec)
         print(f"kubelet client certificates expired on {len(nodes)} nodes: {', '.join(nodes)}")

@@ -169,6 +169,19 @@ def expire_certs(spec: TwinSpec) -> list[str]:
     return sorted(hosts) + workers
 
 
+def delete_namespace(spec: TwinSpec, name: str, timeout: float = 30.0) -> None:
+    """Someone deletes a namespace with everything in it (the disaster 5.4.2.2 restores from): the API
+    deletes it and its objects; this returns once it is gone."""
+    apiclient.call(spec, "DELETE", f"/api/v1/namespaces/{name}")
+    deadline = time.monotonic() + timeout
+    while any(
+        n["metadata"]["name"] == name for n in apiclient.call(spec, "GET", "/api/v1/namespaces")["items"]
+    ):
+        if time.monotonic() > deadline:
+            raise TwinError(f"namespace {name} is still there after {timeout:g} s")
+        time.sleep(0.2)
+
+
 def forged_csr(spec: TwinSpec, kind: str) -> str:
     """A CSR an approver must refuse; returns its name."""
     return apiclient.call(spec, "POST", "/sim/v1/forged-csr", {"kind": kind})["csr"]

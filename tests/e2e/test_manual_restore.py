@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from drbot.drills import manual_etcd_restore
-from drbot.drills.common import Report, ssh, started_run, wait_for_run_end
-from drbot.drills.manual_etcd_restore import answer_gate
+from drbot.drills.common import Report, answer_gate, ssh, started_run, wait_for_run_end
 from drbot.stage import CHANNEL, Stage
 from procedures.clusters import Host, load_clusters
 from procedures.manual_restore import ETCD_ENV

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from drbot.drills.common import ssh, started_run, wait_for_run_end
-from drbot.drills.restore import NAMESPACE, approve_until_done
+from drbot.drills.common import approve_until_done, ssh, started_run, wait_for_run_end
+from drbot.drills.restore import NAMESPACE
 from drbot.stage import CHANNEL, Stage, twin
 from procedures.clusters import Cluster, Host, load_clusters
 from workers.journal import Journal

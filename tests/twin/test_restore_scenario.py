@@ -84,10 +84,8 @@ def test_restore_to_a_previous_state_end_to_end(twin_cluster: TwinSpec) -> None:
         assert "successfully saved" in out
         rotated = others[0]
         disasters.rotate_kubelet_cert(spec, rotated)
-        core.delete_namespace("payments")
-        wait_for(
-            lambda: "payments" not in {n.metadata.name for n in core.list_namespace().items}, 15, "payments"
-        )
+        disasters.delete_namespace(spec, "payments")
+        assert "payments" not in {n.metadata.name for n in core.list_namespace().items}
 
         disasters.lose_quorum(spec, recovery)
         wait_for(lambda: not api_answers(api), 20, "the API to go down with etcd's quorum")

@@ -147,7 +147,18 @@ class TestInstallerProvisioned:
         assert "validating/payments-policy.example.com" in blocks, "the preflight flags the blocking webhook"
         status, _ = ipi.slack.click("U0ALICE", message, "gate:approve", f"{gate}|approve")
         assert status == 200
-        assert RunStore(ipi.redis()).load(run_id).status == "waiting", "the requester cannot approve"
+        ipi.slack.click("U0MALLORY", message, "gate:approve", f"{gate}|approve")
+        assert RunStore(ipi.redis()).load(run_id).status == "waiting", (
+            "neither the requester nor mallory approved"
+        )
+        answers = {
+            user: ipi.wait_for(lambda u=user: ipi.slack.ephemerals(CHANNEL, u), 10, f"the answer to {user}")[
+                -1
+            ].text
+            for user in ("U0ALICE", "U0MALLORY")
+        }
+        assert "cannot approve its destructive step yourself" in answers["U0ALICE"]
+        assert "not an approver for this cluster" in answers["U0MALLORY"]
         ipi.slack.click("U0BOB", message, "gate:reject", f"{gate}|reject")
         final = wait_for_run_end(ipi, run_id, timeout=60)
         assert "Failed" in final

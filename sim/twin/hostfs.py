@@ -10,7 +10,15 @@ from importlib import resources
 from pathlib import Path
 
 from sim.twin import manifests, pki
-from sim.twin.layout import ETCD_SCRIPTS, HOST_MOUNTS, RESTORE_POD, STATE_DIR, HostSpec, TwinSpec
+from sim.twin.layout import (
+    CODE_DIR,
+    ETCD_SCRIPTS,
+    HOST_MOUNTS,
+    RESTORE_POD,
+    STATE_DIR,
+    HostSpec,
+    TwinSpec,
+)
 from sim.twin.sshd import install_authorized_key, sshd_config
 
 PACKAGE = Path(str(resources.files("sim.twin")))
@@ -157,8 +165,7 @@ def _interfaces(spec: TwinSpec, host: HostSpec) -> list[dict]:
 def _tools(host: HostSpec, at) -> None:
     bin_dir = at("/usr/local/bin")
     for tool in PYTHON_TOOLS:
-        script = PACKAGE / "tools" / f"{tool}.py"
-        write(bin_dir / tool, f'#!/bin/sh\nexec /usr/bin/python3 -s {script} "$@"\n', 0o755)
+        write(bin_dir / tool, f'#!/bin/sh\nexec /usr/bin/python3 -s {CODE_DIR}/tools/{tool}.py "$@"\n', 0o755)
     for tool, source in SHELL_TOOLS.items():
         text = (
             _node_script(source, host)
@@ -175,9 +182,9 @@ def write_ovn_databases(spec: TwinSpec, host: HostSpec, directory: str) -> None:
 
 
 def host_mount_args() -> list[str]:
-    return [f"--mount={target}={mount_dir}" for target, mount_dir in HOST_MOUNTS]
+    return [f"--code-dir={CODE_DIR}", *(f"--mount={target}={mount_dir}" for target, mount_dir in HOST_MOUNTS)]
 
 
 def ensure_mountpoints() -> None:
-    for target, _ in HOST_MOUNTS:
+    for target in (CODE_DIR, *(target for target, _ in HOST_MOUNTS)):
         os.makedirs(target, exist_ok=True)

@@ -28,10 +28,15 @@ PR_SET_CHILD_SUBREAPER = 36
 # Powering off is abrupt: containers get half a second, not their termination grace period.
 POWER_OFF_GRACE = 0.5
 HERE = os.path.dirname(os.path.abspath(__file__))
-UNITS = {
-    "sshd": ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
-    "kubelet": ["/usr/bin/python3", "-s", os.path.join(HERE, "kubelet.py")],
-}
+
+
+def units(code_dir: str) -> dict[str, list[str]]:
+    """The host's services and their command lines (the kubelet simulator runs from `code_dir`)."""
+    return {
+        "sshd": ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
+        "kubelet": ["/usr/bin/python3", "-s", f"{code_dir}/kubelet.py"],
+    }
+
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -55,8 +60,9 @@ def same_namespace_pids() -> list[int]:
 
 
 class HostInit:
-    def __init__(self, node_name: str) -> None:
+    def __init__(self, node_name: str, code_dir: str) -> None:
         self.node_name = node_name
+        self.units = units(code_dir)
         self.pids: dict[str, int] = {}
         self.status: dict = {"pids": {}, "restarted": {}, "powered_off": False}
         self.wake = False
@@ -69,7 +75,12 @@ class HostInit:
         }
         with open(os.path.join(runtime.STATE_DIR, f"{unit}.log"), "ab") as out:
             process = subprocess.Popen(
-                UNITS[unit], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd="/"
+                self.units[unit],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd="/",
             )
         self.pids[unit] = process.pid
         self.publish()
@@ -118,7 +129,7 @@ class HostInit:
     def reconcile(self) -> None:
         units = runtime.read_json(runtime.UNITS, {})
         wanted = units.get("wanted", {})
-        for unit in UNITS:
+        for unit in self.units:
             token = units.get("restart", {}).get(unit)
             if token and token != self.status["restarted"].get(unit):
                 self.stop(unit)
@@ -187,8 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--node-name", required=True)
     parser.add_argument("--mount", action="append", default=[], metavar="TARGET=SUBDIR")
+    parser.add_argument("--code-dir", required=True, help="where this package is seen from inside the host")
     args = parser.parse_args(argv)
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    # Before the host's own directories hide the checkout (it may live under /tmp or /root).
+    bind(HERE, args.code_dir)
     for item in args.mount:
         target, subdir = item.split("=", 1)
         bind(os.path.join(args.root, subdir), target)
@@ -200,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         handle.write(os.readlink("/proc/self/ns/mnt") + "\n")
     os.chdir("/")
     print(f"host init {os.getpid()} for {args.node_name} ready", flush=True)
-    return HostInit(args.node_name).run()
+    return HostInit(args.node_name, args.code_dir).run()
 
 
 if __name__ == "__main__":

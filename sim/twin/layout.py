@@ -30,6 +30,11 @@ HOST_MOUNTS: tuple[tuple[str, str], ...] = (
     ("/tmp", "tmp"),
 )
 
+# The twin's in-host programs (this package's hostinit, kubelet, runtime and tools), bind-mounted here
+# in every host before the host's own /tmp, /root, … are mounted: a checkout anywhere on the machine,
+# even under /tmp, stays reachable from inside the hosts.
+CODE_DIR = "/opt/drbot-twin"
+
 # Where the host tools and the kubelet simulator keep their state, seen from inside the host.
 STATE_DIR = "/run/twin-sim"
 ETCD_CERTS = "/etc/kubernetes/static-pod-resources/etcd-certs"

@@ -52,7 +52,7 @@ def run_drill(args: argparse.Namespace) -> int:
     except Exception as error:
         report.failures.append(f"the drill stopped: {error}")
     finally:
-        print_outcome(stage, report)
+        print_outcome(stage)
         with report.phase("shut down"):
             stage.down()
     print_phases(report)
@@ -62,7 +62,7 @@ def run_drill(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
-def print_outcome(stage: Stage, report: Report) -> None:
+def print_outcome(stage: Stage) -> None:
     print("\n=== Channel transcript ===")
     print(stage.slack.transcript(CHANNEL))
     print("\n=== Incident timeline ===")

@@ -674,12 +674,8 @@ def report(vars: Mapping[str, Any]) -> Msg:
 
 
 def _steps() -> Sequence[Any]:
-    preflight = preflight_steps(
-        section=SECTION, script=CLUSTER_RESTORE, start_title=msg("manual_restore.step.start")
-    )
-    checks = preflight[:-1]
     return (
-        *checks,
+        *preflight_steps(section=SECTION, script=CLUSTER_RESTORE),
         Command(
             id="read-etcd-parameters",
             title=msg("manual_restore.step.parameters"),

@@ -31,7 +31,7 @@ from procedures import restore_api as api
 from procedures import restore_host as on_host
 from procedures.csr import approve_csrs
 from procedures.i18n import Msg, msg
-from procedures.restore_preflight import CLUSTER_RESTORE, preflight_steps
+from procedures.restore_preflight import CLUSTER_RESTORE, preflight_steps, start_prompt
 from procedures.steps import (
     Approval,
     Call,
@@ -122,7 +122,13 @@ def _csr_step(step_id: str, number: int, when: Any = None, when_text: Msg | None
 
 
 STEPS: tuple[Step, ...] = (
-    *preflight_steps(section=SECTION, script=CLUSTER_RESTORE, start_title=msg("restore.step.start")),
+    *preflight_steps(section=SECTION, script=CLUSTER_RESTORE),
+    Approval(
+        id="approve-start",
+        title=msg("restore.step.start"),
+        section=f"{SECTION} (prerequisites)",
+        prompt=start_prompt,
+    ),
     Command(
         id="stop-etcd",
         title=msg("restore.step.stop_etcd"),

@@ -1,6 +1,8 @@
 """The checks before any restore from an etcd backup (5.4.2.2 and 5.4.2.3): they change nothing.
 
-Shared by the restore procedures. `preflight_steps(...)` returns, in order:
+Shared by the restore procedures. `preflight_steps(...)` returns, in order, the checks 1–5; each
+procedure then places its start approval (6) after them, with `start_prompt` or a prompt of its own
+(the manual restore checks more before it asks):
 
 1. `probe-hosts` (Command, every control-plane host): SSH answers, the host's tools and state
    (restore script, etcd scripts, kubelet, etcd data, keepalived manifest and its VIPs, the
@@ -26,7 +28,9 @@ backup_dir) and `recovery-host`. Run variables set for later steps: `hosts` (fac
 `backup_version`, `cluster_version`, `version_source`, `proxy_env`, `webhooks_fail`, `vips`
 ({"api": [...], "ingress": [...]}), `keepalived_hosts`, `api_up`.
 
-    steps = preflight_steps(section="5.4.2.2", script=CLUSTER_RESTORE, start_title=msg("restore.step.start"))
+    *preflight_steps(section="5.4.2.2", script=CLUSTER_RESTORE),
+    Approval(id="approve-start", title=msg("restore.step.start"), section="5.4.2.2 (prerequisites)",
+             prompt=start_prompt),
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ from procedures.i18n import Msg, msg
 from procedures.kube import call
 from procedures.steps import (
     ALL_HOSTS,
-    Approval,
     Call,
     Choice,
     Command,
@@ -418,12 +421,11 @@ def start_prompt(ctx: StepContext) -> Msg:
     )
 
 
-def preflight_steps(*, section: str, script: str, start_title: Msg) -> tuple[Step, ...]:
-    """The preflight steps and the start approval for a restore.
+def preflight_steps(*, section: str, script: str) -> tuple[Step, ...]:
+    """The preflight checks of a restore; they change nothing.
 
     `section` is the runbook section the procedure implements ("5.4.2.2" or "5.4.2.3"); `script` is
-    the tool the recovery host must have (cluster-restore.sh for 5.4.2.2); `start_title` is the
-    title of the start approval (the procedure's own catalog entry).
+    the tool the recovery host must have (cluster-restore.sh for 5.4.2.2).
     """
     prerequisites = f"{section} (prerequisites)"
     return (
@@ -467,5 +469,4 @@ def preflight_steps(*, section: str, script: str, start_title: Msg) -> tuple[Ste
             section=prerequisites,
             call=_check_cluster,
         ),
-        Approval(id="approve-start", title=start_title, section=prerequisites, prompt=start_prompt),
     )

@@ -32,6 +32,7 @@ BUILTIN: dict[str, Spec] = {
     "status": Spec("/dr status [CLUSTER]", optional=("cluster",)),
     "abort": Spec("/dr abort RUN-ID|CLUSTER", args=("target",)),
     "retry": Spec("/dr retry RUN-ID", args=("run",)),
+    "unlock": Spec("/dr unlock CLUSTER", args=("cluster",)),
     "timeline": Spec("/dr timeline"),
     "note": Spec("/dr note TEXT", args=("text",), rest=True),
     "language": Spec("/dr language en|zh-CN", args=("language",)),

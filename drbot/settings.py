@@ -41,7 +41,8 @@ class Settings:
 
     def redis(self, answering_slack: bool = False) -> Redis:
         """A Redis client. The bot's (`answering_slack`) fails within about a second, so a Redis outage
-        gets a clear answer inside Slack's 3 s instead of a timeout; workers retry longer."""
+        gets a clear answer inside Slack's 3 s instead of a timeout; workers retry longer. Every
+        client has a socket timeout: a half-open connection must not block a worker forever."""
         if answering_slack:
             client = Redis.from_url(
                 self.redis_url,
@@ -51,7 +52,13 @@ class Settings:
                 health_check_interval=30,
             )
         else:
-            client = Redis.from_url(self.redis_url, socket_connect_timeout=3, health_check_interval=30)
+            client = Redis.from_url(
+                self.redis_url,
+                socket_connect_timeout=3,
+                socket_timeout=5,
+                socket_keepalive=True,
+                health_check_interval=30,
+            )
         try:
             client.ping()
         except RedisError as error:

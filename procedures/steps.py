@@ -19,7 +19,8 @@ from procedures.i18n import Msg, msg
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What one command did on one host. `exit_code` is None when it could not run at all."""
+    """What one command did on one host. `exit_code` is None when it could not run at all, or when
+    drbot lost track of it (`outcome_unknown`: it was sent, and may have run in part or whole)."""
 
     host: str
     exit_code: int | None
@@ -27,6 +28,7 @@ class CommandResult:
     stderr: str = ""
     duration: float = 0.0
     error: str = ""
+    outcome_unknown: bool = False
 
     @property
     def ok(self) -> bool:

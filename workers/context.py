@@ -1,4 +1,9 @@
-"""The StepContext the engine hands to procedure steps: SSH, the API, progress and abort."""
+"""The StepContext the engine hands to procedure steps: SSH, the API, progress and abort.
+
+Everything a step does goes through here, so here is where a lost lease stops it: no command is
+sent and no API client handed out once the lease may be gone, and the API client's connections
+are dropped when it is lost (the SSH side is stopped by the engine through the pool).
+"""
 
 from __future__ import annotations
 
@@ -17,20 +22,30 @@ from procedures.steps import CommandResult
 from workers import events, keys
 from workers.journal import HOST_RESULT, Journal
 from workers.kube import api_client
-from workers.runs import Run
+from workers.lease import Lease
+from workers.runs import RETENTION, Run
 from workers.ssh import SshPool
 from workers.timeline import Timeline
 
 PROGRESS_EVERY = 2.0
 """Seconds between progress reports, so a fast poll does not flood Slack with status edits."""
 OUTPUT_IN_JOURNAL = 64 * 1024
+TAKE_REQUESTS = 1000
+"""Clicks taken at once from a run's requests list (a panel sees a handful per poll)."""
 FAN_OUT = 10
 """At most this many hosts run a command at once (control planes have 3 or 5 hosts; hosted clusters more)."""
 
 
 class RunContext:
     def __init__(
-        self, redis: Redis, run: Run, cluster: Cluster, pool: SshPool, journal: Journal, step_id: str
+        self,
+        redis: Redis,
+        run: Run,
+        cluster: Cluster,
+        pool: SshPool,
+        journal: Journal,
+        step_id: str,
+        lease: Lease,
     ) -> None:
         self.redis = redis
         self.run_state = run
@@ -38,9 +53,13 @@ class RunContext:
         self.pool = pool
         self.journal = journal
         self.step_id = step_id
+        self.lease = lease
         self.timeline = Timeline(redis)
+        self.outcome_unknown = False
+        """A command of this step may have run without drbot learning how it ended (connection lost)."""
         self._api: client.ApiClient | None = None
         self._last_progress = 0.0
+        lease.when_lost(self._drop_api)
 
     @property
     def params(self) -> Mapping[str, str]:
@@ -59,6 +78,7 @@ class RunContext:
         timeout: float = 300.0,
         serial: bool = False,
     ) -> list[CommandResult]:
+        self.lease.check()
         results = self.pool.run_many(
             list(hosts), command, sudo=sudo, timeout=timeout, serial=serial, max_parallel=FAN_OUT
         )
@@ -73,6 +93,7 @@ class RunContext:
         destination: str | None = None,
         timeout: float = 1800.0,
     ) -> list[CommandResult]:
+        self.lease.check()
         return self._journaled(
             self.pool.copy(source, path, list(targets), destination=destination, timeout=timeout)
         )
@@ -80,6 +101,7 @@ class RunContext:
     def _journaled(self, results: list[CommandResult]) -> list[CommandResult]:
         """Every host's exit code and (the end of its) output goes into the journal."""
         for result in results:
+            self.outcome_unknown = self.outcome_unknown or result.outcome_unknown
             self.journal.append(
                 HOST_RESULT,
                 self.step_id,
@@ -93,6 +115,7 @@ class RunContext:
         return results
 
     def kube(self) -> client.ApiClient:
+        self.lease.check()
         if self._api is None:
             self._api = api_client(self.cluster)
         return self._api
@@ -115,6 +138,7 @@ class RunContext:
         self.redis.hset(
             key, mapping={"run": self.run_state.id, "step": self.step_id, "panel": panel, "data": encoded}
         )
+        self.redis.expire(key, RETENTION)
         events.emit(self.redis, events.PANEL, self.run_state.id, step=self.step_id, token=token, panel=panel)
         return token
 
@@ -128,11 +152,7 @@ class RunContext:
         return str(token)
 
     def take_requests(self) -> list[dict[str, Any]]:
-        key = keys.requests(self.run_state.id)
-        with self.redis.pipeline() as pipe:
-            pipe.lrange(key, 0, -1)
-            pipe.delete(key)
-            raw, _ = pipe.execute()
+        raw = self.redis.lpop(keys.requests(self.run_state.id), TAKE_REQUESTS) or []
         return [request for request in map(json.loads, raw) if request.get("step") == self.step_id]
 
     def tell(self, who: str, kind: str, text: Msg) -> None:
@@ -142,8 +162,15 @@ class RunContext:
         )
 
     def aborted(self) -> bool:
+        self.lease.check()
         return bool(self.redis.hget(keys.run(self.run_state.id), "abort_requested_by"))
 
     def close(self) -> None:
-        if self._api is not None:
-            self._api.close()
+        self.lease.forget(self._drop_api)
+        self._drop_api()
+
+    def _drop_api(self) -> None:
+        """Close the API client's connections; a call in flight fails instead of finishing late."""
+        api, self._api = self._api, None
+        if api is not None:
+            api.close()

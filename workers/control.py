@@ -13,10 +13,10 @@ from redis import Redis
 
 from procedures.i18n import msg
 from procedures.steps import Procedure
-from workers import events, gates
-from workers.journal import DECISION, Journal
+from workers import events, gates, transitions
+from workers.journal import DECISION, entry
 from workers.queue import enqueue_advance
-from workers.runs import ABORTED, FAILED, RUNNING, WAITING, Run, RunStore, new_run_id
+from workers.runs import ABORTED, FAILED, RETENTION, RUNNING, Run, RunStore, new_run_id
 from workers.timeline import Timeline
 
 
@@ -69,7 +69,9 @@ class Control:
     def decide(self, token: str, user: str, is_approver: bool, value: str) -> Decision:
         """Record a click on a gate after checking it server-side.
 
-        A click from an old message or on a finished run is STALE; nothing changes then.
+        A click from an old message or on a finished run is STALE; nothing changes then. Closing the
+        gate, journaling the decision and marking the run running are one step, so an abort that
+        races the click either finds the gate closed (the run goes on) or closes it first.
         """
         gate = gates.load_gate(self.redis, token)
         run = self.runs.load(gate.run_id) if gate else None
@@ -77,11 +79,10 @@ class Control:
         verdict = gates.check_click(gate, run, user, is_approver, current, value)
         if verdict is not gates.Verdict.ACCEPTED or gate is None or run is None:
             return Decision(verdict, run, gate)
-        if not gates.claim(self.redis, token):
-            return Decision(gates.Verdict.TAKEN, run, gate)
-        Journal(self.redis, run.id).append(
-            DECISION, gate.step, attempt=gate.attempt, value=value, by=user, kind=gate.kind
-        )
+        decision = entry(DECISION, gate.step, attempt=gate.attempt, value=value, by=user, kind=gate.kind)
+        answer = transitions.decide(self.redis, run.id, token, decision)
+        if answer != "ok":
+            return Decision(gates.Verdict.TAKEN if answer == "taken" else gates.Verdict.STALE, run, gate)
         kind = "rejection" if value == "reject" else "approval"
         self.timeline.append(
             run.channel,
@@ -91,7 +92,6 @@ class Control:
             run=run.id,
         )
         run.status, run.gate = RUNNING, ""
-        self.runs.save(run, "status", "gate")
         events.emit(self.redis, events.GATE_CLOSED, run.id, step=gate.step, token=token, value=value, by=user)
         enqueue_advance(self.redis, run.id)
         return Decision(gates.Verdict.ACCEPTED, run, gate)
@@ -100,15 +100,14 @@ class Control:
         steps = self.procedures[run.procedure].steps
         return steps[run.step_index].id if run.step_index < len(steps) else None
 
-    def abort(self, run: Run, user: str) -> Run:
-        """Ask the run to stop. A run waiting at a gate stops now; a running one after its current step."""
-        run.abort_requested_by = user
-        self.runs.save(run, "abort_requested_by")
+    def abort(self, run: Run, user: str) -> str:
+        """Stop a run: "aborted" when it stopped now (it waited at a gate, or no worker held it),
+        "requested" when a worker holds it (it stops when its current step ends), or "finished"."""
+        answer, _ = transitions.abort(self.redis, run.id, run.cluster, user, RETENTION)
+        if answer in ("finished", "missing"):
+            return "finished"
         self.timeline.append(run.channel, "abort", user, msg("timeline.abort", run=run.id), run=run.id)
-        if run.status == WAITING:
-            if run.gate:
-                gates.claim(self.redis, run.gate)
-            self.runs.finish(run, ABORTED, {"by": user})
+        if answer == "aborted":
             events.emit(self.redis, events.RUN_FINISHED, run.id, status=ABORTED)
             self.timeline.append(
                 run.channel,
@@ -117,17 +116,22 @@ class Control:
                 msg("timeline.run_aborted", run=run.id, procedure=run.procedure, cluster=run.cluster),
                 run=run.id,
             )
-        return run
+        return answer
 
     def retry(self, run: Run, user: str) -> str:
         """Run a failed run again from the step that failed; "retried", or why not ("not_failed",
-        "rejected": a rejection is a decision, not a failure, or "busy": another run owns the cluster)."""
+        "rejected": a rejection is a decision, not a failure, or "busy": another run owns the cluster).
+
+        A step that is destructive or not idempotent is not run again on this say-so alone: the
+        engine first asks someone other than the requester to approve it (workers/engine.py).
+        """
         if run.status != FAILED:
             return "not_failed"
         if run.result.get("rejected_by"):
             return "rejected"
-        if not self.runs.reopen(run):
-            return "busy"
+        answer = self.runs.reopen(run)
+        if answer != "ok":
+            return answer
         self.timeline.append(
             run.channel,
             "retry",
@@ -138,6 +142,16 @@ class Control:
         events.emit(self.redis, events.RUN_RETRIED, run.id, by=user)
         enqueue_advance(self.redis, run.id)
         return "retried"
+
+    def unlock(self, cluster: str, user: str, channel: str) -> tuple[str, str]:
+        """Release a cluster lock stranded by a finished or vanished run: ("released", run),
+        ("alive", run) when its run is still going (abort it instead), or ("free", "")."""
+        answer, owner = transitions.unlock(self.redis, cluster)
+        if answer == "released":
+            self.timeline.append(
+                channel, "unlock", user, msg("timeline.unlock", cluster=cluster, run=owner), run=owner
+            )
+        return answer, owner
 
     def note(self, channel: str, user: str, text: str) -> None:
         self.timeline.append(channel, "note", user, text)

@@ -44,8 +44,7 @@ class Verdict(Enum):
     """The requester may not approve their own destructive step."""
 
 
-def open_gate(
-    redis: Redis,
+def new_gate(
     run: Run,
     step: str,
     kind: str,
@@ -54,8 +53,9 @@ def open_gate(
     options: list[str] | None = None,
     prompt: dict[str, object] | None = None,
 ) -> Gate:
-    gate = Gate(
-        secrets.token_urlsafe(12),
+    """A gate with a fresh token; the engine stores it with workers.transitions.open_gate."""
+    return Gate(
+        secrets.token_urlsafe(16),
         run.id,
         step,
         kind,
@@ -64,19 +64,18 @@ def open_gate(
         list(options or []),
         dict(prompt or {}),
     )
-    redis.hset(
-        keys.gate(gate.token),
-        mapping={
-            "run": run.id,
-            "step": step,
-            "kind": kind,
-            "destructive": int(destructive),
-            "attempt": attempt,
-            "options": json.dumps(gate.options),
-            "prompt": json.dumps(gate.prompt),
-        },
-    )
-    return gate
+
+
+def gate_fields(gate: Gate) -> dict[str, str]:
+    return {
+        "run": gate.run_id,
+        "step": gate.step,
+        "kind": gate.kind,
+        "destructive": str(int(gate.destructive)),
+        "attempt": str(gate.attempt),
+        "options": json.dumps(gate.options),
+        "prompt": json.dumps(gate.prompt),
+    }
 
 
 def load_gate(redis: Redis, token: str) -> Gate | None:
@@ -102,7 +101,9 @@ def check_click(
     gate: Gate | None, run: Run | None, user: str, is_approver: bool, current_step: str | None, value: str
 ) -> Verdict:
     """Who may decide what, from plain data (the caller loads the gate and the run)."""
-    if gate is None or run is None or run.status != WAITING or current_step != gate.step:
+    if gate is None or run is None or run.status != WAITING:
+        return Verdict.STALE
+    if run.gate != gate.token or current_step != gate.step:
         return Verdict.STALE
     allowed = (*gate.options, "reject") if gate.kind == CHOICE else ANSWERS.get(gate.kind, ())
     if value not in allowed:
@@ -114,8 +115,3 @@ def check_click(
     if gate.destructive and user == run.requester and gate.kind != CHOICE:
         return Verdict.REQUESTER
     return Verdict.ACCEPTED
-
-
-def claim(redis: Redis, token: str) -> bool:
-    """Close the gate; only the first of two simultaneous clicks gets True."""
-    return bool(redis.delete(keys.gate(token)))

@@ -22,15 +22,20 @@ HOST_RESULT = "host_result"
 DECISION = "decision"
 
 
+def entry(event: str, step: str, **data: Any) -> dict[str, Any]:
+    """One journal entry (also built by workers/control.py, which journals decisions in a script)."""
+    return {"at": time.time(), "event": event, "step": step, **data}
+
+
 class Journal:
     def __init__(self, redis: Redis, run_id: str) -> None:
         self.redis = redis
         self.key = keys.journal(run_id)
 
     def append(self, event: str, step: str, **data: Any) -> dict[str, Any]:
-        entry = {"at": time.time(), "event": event, "step": step, **data}
-        self.redis.rpush(self.key, json.dumps(entry))
-        return entry
+        item = entry(event, step, **data)
+        self.redis.rpush(self.key, json.dumps(item))
+        return item
 
     def entries(self, step: str | None = None) -> list[dict[str, Any]]:
         items = [json.loads(raw) for raw in self.redis.lrange(self.key, 0, -1)]

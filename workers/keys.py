@@ -62,6 +62,18 @@ def outbox_sender(channel: str) -> str:
     return f"{PREFIX}outbox:{channel}:sender"
 
 
+def notifier_lease() -> str:
+    """String with a TTL: the token (host:pid:…) of the one bot replica whose notifier turns events into
+    outbox entries; another replica takes over when it lapses."""
+    return f"{PREFIX}notifier:lease"
+
+
+def notifier_cursor() -> str:
+    """String: the id of the last event of events() turned into outbox entries, advanced in the same
+    transaction as those entries."""
+    return f"{PREFIX}notifier:cursor"
+
+
 def slot(name: str) -> str:
     """String: the Slack message ts stored under a name (e.g. a run's status message)."""
     return f"{PREFIX}slot:{name}"

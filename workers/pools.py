@@ -29,6 +29,13 @@ class PoolCache:
         if pool is not None:
             pool.close()
 
+    def interrupt(self, run_id: str) -> None:
+        """Stop the run's commands in flight and drop its pool: this worker lost the run's lease."""
+        with self._lock:
+            pool = self._pools.pop(run_id, None)
+        if pool is not None:
+            pool.interrupt(f"this worker lost the lease of run {run_id}")
+
     def close_all(self) -> None:
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}

@@ -2,12 +2,17 @@
 
 A run is created by the bot and advanced by workers; neither keeps it in memory. The cluster lock
 holds the id of the run that owns the cluster and has no TTL: a crashed worker must not let a
-second restore start on the same cluster.
+second restore start on the same cluster. Creating a run takes the lock and finishing it releases
+the lock in the same step (workers/transitions.py), so a lock never outlives its run.
+
+A finished run's keys (state, journal) expire after DRBOT_RETENTION_DAYS (default 30); so does an
+incident's timeline after its last entry (workers/timeline.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -15,7 +20,7 @@ from typing import Any
 
 from redis import Redis
 
-from workers import keys
+from workers import keys, transitions
 
 RUNNING = "running"
 WAITING = "waiting"
@@ -24,6 +29,11 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 ABORTED = "aborted"
 FINISHED = (SUCCEEDED, FAILED, ABORTED)
+
+RETENTION = int(float(os.environ.get("DRBOT_RETENTION_DAYS", "30")) * 86400)
+"""Seconds a finished run's keys and an idle timeline are kept."""
+NO_LEASE = ("", "")
+"""For callers that hold no lease (the bot, an operator's command): see workers/fence.py."""
 
 
 @dataclass
@@ -47,6 +57,11 @@ class Run:
     """What the current step is doing or waiting for (a catalog message as JSON)."""
     result: dict[str, Any] = field(default_factory=dict)
     """How the run ended: the failed step and its summary, or who aborted it."""
+    revivals: int = 0
+    """Times the reaper queued the run again since a step last finished (workers/reaper.py)."""
+    revive_after: float = 0.0
+    last_error: str = ""
+    """Why the last attempt to advance the run stopped outside a step (a bug, a lost Redis)."""
 
     @property
     def finished(self) -> bool:
@@ -67,7 +82,8 @@ _JSON_FIELDS = ("params", "vars", "result", "progress")
 
 
 def new_run_id() -> str:
-    return "r" + secrets.token_hex(4)
+    """128 random bits: ids are never reused, so a run never inherits another's journal or gates."""
+    return "r" + secrets.token_hex(16)
 
 
 class RunStore:
@@ -75,59 +91,40 @@ class RunStore:
         self.redis = redis
 
     def create(self, run: Run) -> Run:
-        """Take the cluster lock and store the run; raises ClusterBusy if another run owns the cluster."""
+        """Take the cluster lock and store the run in one step; raises ClusterBusy if another run owns
+        the cluster. A taken id (astronomically unlikely) gets a fresh one."""
         run.created_at = run.created_at or time.time()
-        if not self.redis.set(keys.cluster_lock(run.cluster), run.id, nx=True):
-            owner = self.redis.get(keys.cluster_lock(run.cluster))
-            raise ClusterBusy(owner.decode() if owner else "?")
-        pipe = self.redis.pipeline()
-        pipe.hset(keys.run(run.id), mapping=_encode(run))
-        pipe.sadd(keys.active_runs(), run.id)
-        pipe.lpush(keys.cluster_runs(run.cluster), run.id)
-        pipe.execute()
-        return run
+        for _ in range(3):
+            answer, owner = transitions.create(self.redis, run.id, run.cluster, _encode(run))
+            if answer == "busy":
+                raise ClusterBusy(owner)
+            if answer == "ok":
+                return run
+            run.id = new_run_id()
+        raise RuntimeError("three run ids in a row were taken; is the random generator broken?")
 
     def load(self, run_id: str) -> Run | None:
         raw = self.redis.hgetall(keys.run(run_id))
         return _decode(raw) if raw else None
 
-    def save(self, run: Run, *fields: str) -> None:
+    def save(self, run: Run, *names: str) -> None:
         """Write the given fields (all when none are named)."""
-        encoded = _encode(run)
-        if fields:
-            encoded = {k: encoded[k] for k in fields}
-        self.redis.hset(keys.run(run.id), mapping=encoded)
+        self.redis.hset(keys.run(run.id), mapping=fields(run, *names))
 
-    def finish(self, run: Run, status: str, result: dict[str, Any] | None = None) -> None:
+    def finish(
+        self, run: Run, status: str, result: dict[str, Any] | None = None, lease: tuple[str, str] = NO_LEASE
+    ) -> None:
+        """End the run and release its cluster lock in one step (fenced by `lease` for a worker)."""
         run.status = status
         run.finished_at = time.time()
         run.result = result or run.result
-        pipe = self.redis.pipeline()
-        pipe.hset(keys.run(run.id), mapping=_encode(run))
-        pipe.srem(keys.active_runs(), run.id)
-        pipe.execute()
-        self.release_cluster(run)
+        run.progress = {}
+        transitions.finish(self.redis, lease, run.id, run.cluster, _encode(run), RETENTION)
 
-    def reopen(self, run: Run) -> bool:
-        """Take the cluster lock again for a failed run and mark it running; False if the cluster is busy."""
-        if not self.redis.set(keys.cluster_lock(run.cluster), run.id, nx=True):
-            return False
-        run.status, run.finished_at, run.result = RUNNING, 0.0, {}
-        pipe = self.redis.pipeline()
-        pipe.hset(keys.run(run.id), mapping=_encode(run))
-        pipe.sadd(keys.active_runs(), run.id)
-        pipe.execute()
-        return True
-
-    def release_cluster(self, run: Run) -> None:
-        """Release the cluster lock only if this run still holds it."""
-        lock = keys.cluster_lock(run.cluster)
-        with self.redis.pipeline() as pipe:
-            pipe.watch(lock)
-            if pipe.get(lock) == run.id.encode():
-                pipe.multi()
-                pipe.delete(lock)
-                pipe.execute()
+    def reopen(self, run: Run) -> str:
+        """Take the cluster lock again for a failed run and mark it running: "ok", "busy" or "not_failed"."""
+        answer, _ = transitions.reopen(self.redis, run.id, run.cluster)
+        return answer
 
     def active(self) -> list[Run]:
         ids = sorted(m.decode() for m in self.redis.smembers(keys.active_runs()))
@@ -140,6 +137,12 @@ class RunStore:
     def recent(self, cluster: str, limit: int = 20) -> list[Run]:
         ids = [i.decode() for i in self.redis.lrange(keys.cluster_runs(cluster), 0, limit - 1)]
         return [run for run in (self.load(i) for i in ids) if run]
+
+
+def fields(run: Run, *names: str) -> dict[str, str]:
+    """The run's fields as stored in its hash; only `names` when given."""
+    encoded = _encode(run)
+    return {k: encoded[k] for k in names} if names else encoded
 
 
 def _encode(run: Run) -> dict[str, str]:
@@ -166,4 +169,7 @@ def _decode(raw: dict[bytes, bytes]) -> Run:
         gate=data.get("gate", ""),
         progress=json.loads(data.get("progress", "{}")),
         result=json.loads(data.get("result", "{}")),
+        revivals=int(data.get("revivals", 0)),
+        revive_after=float(data.get("revive_after", 0)),
+        last_error=data.get("last_error", ""),
     )

@@ -155,6 +155,8 @@ class SshPool:
         self._connections: dict[Host, _Connection] = {}
         self._keys: dict[str, paramiko.PKey] = {}
         self._closed = False
+        self._interrupted = ""
+        self._running: set[paramiko.Channel] = set()
 
     def __enter__(self) -> SshPool:
         return self
@@ -178,6 +180,16 @@ class SshPool:
                 if connection.transport is not None:
                     connection.transport.close()
                     connection.transport = None
+
+    def interrupt(self, reason: str) -> None:
+        """Stop every command still running (SIGTERM through sshd, then the channel is closed) and
+        close the pool: its owner must not act any more (it lost its lease). Thread-safe."""
+        with self._lock:
+            self._interrupted = reason
+            running = list(self._running)
+        for channel in running:
+            _stop(channel)
+        self.close()
 
     def preconnect(
         self, hosts: Sequence[Host], *, max_parallel: int = 10, warm: bool = True
@@ -379,6 +391,8 @@ class SshPool:
             return CommandResult(
                 host=host.name, exit_code=None, duration=time.monotonic() - start, error=redact(str(error))
             )
+        with self._lock:
+            self._running.add(channel)
         try:
             return self._execute(host, channel, line, sudo, timeout, deadline, start, stdin)
         except (paramiko.SSHException, EOFError, OSError) as error:
@@ -391,8 +405,11 @@ class SshPool:
                     f"{_where(host)}: the SSH session failed while the command ran ({error}); "
                     "its outcome on the host is unknown"
                 ),
+                outcome_unknown=True,
             )
         finally:
+            with self._lock:
+                self._running.discard(channel)
             channel.close()
 
     def _open_channel(self, host: Host, deadline: float) -> paramiko.Channel:
@@ -424,6 +441,8 @@ class SshPool:
 
     def _connection(self, host: Host) -> _Connection:
         with self._lock:
+            if self._interrupted:
+                raise HostUnavailable(f"{_where(host)}: not sent: {self._interrupted}")
             if self._closed:
                 raise RuntimeError("this SshPool is closed; create a new one")
             return self._connections.setdefault(host, _Connection())
@@ -585,11 +604,13 @@ class SshPool:
         if status == -1:
             # A lost connection brings no EOF; a command killed by a signal gets EOF and an
             # "exit-signal" request, which paramiko does not record.
-            if not channel.eof_received or not channel.get_transport().is_active():
+            if self._interrupted:
+                error = f"{_where(host)}: drbot stopped the command ({self._interrupted}); outcome unknown"
+            elif not channel.eof_received or not channel.get_transport().is_active():
                 error = f"{_where(host)}: the SSH connection was lost while the command ran; outcome unknown"
             else:
                 error = f"{_where(host)}: the command ended without an exit status (killed by a signal?)"
-            return CommandResult(host.name, None, out_text, err_text, duration, error)
+            return CommandResult(host.name, None, out_text, err_text, duration, error, outcome_unknown=True)
         if sudo and status == 1 and _SUDO_REFUSED.match(err_text):
             reason = err_text.splitlines()[0]
             return CommandResult(

@@ -10,19 +10,21 @@ import logging
 import threading
 
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
 
 from procedures.clusters import Clusters
 from procedures.registry import PROCEDURES
-from workers import jobs, keys
+from workers import jobs
 from workers.engine import Engine
 from workers.pools import PoolCache
+from workers.queue import queue
 from workers.reaper import reap, reap_forever
 
 log = logging.getLogger(__name__)
 
 
-def run_worker(redis: Redis, clusters: Clusters, lease_seconds: int = 10, burst: bool = False) -> None:
+def run_worker(redis: Redis, clusters: Clusters, lease_seconds: float = 10, burst: bool = False) -> None:
     pools = PoolCache()
     jobs.configure(Engine(redis, clusters, PROCEDURES, pools, lease_seconds=lease_seconds))
     stop = threading.Event()
@@ -32,7 +34,7 @@ def run_worker(redis: Redis, clusters: Clusters, lease_seconds: int = 10, burst:
     )
     reaper.start()
     try:
-        SimpleWorker([Queue(keys.QUEUE, connection=redis)], connection=redis).work(
+        SimpleWorker([queue(redis)], connection=redis, serializer=JSONSerializer).work(
             burst=burst, logging_level="WARNING"
         )
     finally:

@@ -132,8 +132,13 @@ def _abort(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -
         return ephemeral(
             t("abort.finished", language, run=run.id, status=t(f"status.{run.status}", language))
         )
-    deps.control.abort(run, user)
-    return ephemeral(t("abort.requested", language, run=run.id))
+    answer = deps.control.abort(run, user)
+    if answer == "finished":
+        run = deps.control.runs.load(run.id) or run
+        return ephemeral(
+            t("abort.finished", language, run=run.id, status=t(f"status.{run.status}", language))
+        )
+    return ephemeral(t(f"abort.{answer}", language, run=run.id))
 
 
 def _retry(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
@@ -151,6 +156,15 @@ def retry_run(deps: Deps, run_id: str, user: str, language: str) -> str:
     outcome = deps.control.retry(run, user)
     owner = deps.control.runs.owner_of(run.cluster) or "?"
     return t(f"retry.{outcome}", language, run=run.id, cluster=run.cluster, owner=owner)
+
+
+def _unlock(deps: Deps, parsed: Parsed, channel: str, user: str, language: str) -> Reply:
+    """Release a lock stranded by a finished or vanished run (approvers only; a live run keeps it)."""
+    cluster = deps.clusters.get(parsed.args["cluster"])
+    if not deps.is_approver(user, cluster):
+        return ephemeral(t("unlock.not_allowed", language, cluster=cluster.name))
+    answer, owner = deps.control.unlock(cluster.name, user, channel)
+    return ephemeral(t(f"unlock.{answer}", language, cluster=cluster.name, run=owner))
 
 
 def _find_run(deps: Deps, target: str) -> Run | None:
@@ -199,6 +213,7 @@ HANDLERS: dict[str, Callable[[Deps, Parsed, str, str, str], Reply]] = {
     "status": _status,
     "abort": _abort,
     "retry": _retry,
+    "unlock": _unlock,
     "timeline": _timeline,
     "note": _note,
     "language": _language,

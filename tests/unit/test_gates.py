@@ -3,7 +3,15 @@ import pytest
 from workers.gates import APPROVAL, CHOICE, UNKNOWN_OUTCOME, Gate, Verdict, check_click
 from workers.runs import RUNNING, WAITING, Run
 
-RUN = Run(id="r1", procedure="restore", cluster="prod", channel="C1", requester="U0ALICE", status=WAITING)
+RUN = Run(
+    id="r1",
+    procedure="restore",
+    cluster="prod",
+    channel="C1",
+    requester="U0ALICE",
+    status=WAITING,
+    gate="tok",
+)
 
 
 def gate(kind: str = APPROVAL, destructive: bool = True, options: list[str] | None = None) -> Gate:
@@ -37,6 +45,12 @@ def test_clicks_on_gone_gates_finished_runs_or_moved_runs_are_stale() -> None:
     assert check_click(gate(), RUN, "U0BOB", True, "next-step", "approve") is Verdict.STALE
     running = Run(**{**RUN.__dict__, "status": RUNNING})
     assert check_click(gate(), running, "U0BOB", True, "start", "approve") is Verdict.STALE
+
+
+def test_a_button_of_an_earlier_gate_of_the_same_step_is_stale() -> None:
+    """A retried step opens a new gate for the same step; the old message's button must not decide it."""
+    reopened = Run(**{**RUN.__dict__, "gate": "newer-token"})
+    assert check_click(gate(), reopened, "U0BOB", True, "start", "approve") is Verdict.STALE
 
 
 def test_choices_accept_only_offered_options_and_the_requester_may_choose() -> None:

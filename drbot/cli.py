@@ -10,6 +10,7 @@ from pathlib import Path
 
 from slack_sdk import WebClient
 
+from drbot.redis_check import check_redis
 from drbot.settings import Settings, SettingsError
 from procedures.clusters import LANGUAGES, ConfigError
 from procedures.plan import render_text
@@ -87,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     settings.require_slack(args.socket_mode)
     redis, clusters = settings.redis(answering_slack=True), settings.clusters()
+    check_redis(redis)
     web = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     deps = Deps(redis=redis, clusters=clusters, procedures=PROCEDURES, outbox=Outbox(redis), web=web)
     notifier = Notifier(
@@ -111,7 +113,9 @@ def _worker(args: argparse.Namespace) -> int:
     from workers.worker import run_worker
 
     settings = Settings.from_env()
-    run_worker(settings.redis(), settings.clusters(), lease_seconds=args.lease, burst=args.burst)
+    redis = settings.redis()
+    check_redis(redis)
+    run_worker(redis, settings.clusters(), lease_seconds=args.lease, burst=args.burst)
     return 0
 
 

@@ -19,6 +19,7 @@ import helm_python as helm
 import kubernetes.client
 import pytest
 import yaml
+from redis.connection import parse_url
 
 from procedures.clusters import parse_clusters
 
@@ -57,7 +58,9 @@ FULL: dict[str, Any] = {
         "appToken": "xapp-inline-must-not-render",
         "apiUrl": "https://slack.com/api/",
     },
-    "redis": {"internal": {"enabled": True}},
+    "redis": {
+        "internal": {"enabled": True, "auth": {"existingSecret": "drbot-redis-pw", "existingSecretKey": "pw"}}
+    },
     "ssh": {"existingSecret": "drbot-ssh", "privateKey": "INLINE-SSH-KEY-MUST-NOT-RENDER"},
     "kubeconfigs": {"existingSecret": "drbot-kubeconfigs"},
     "aws": {"existingSecret": "drbot-aws", "region": "us-east-1"},
@@ -78,6 +81,12 @@ INLINE: dict[str, Any] = {
     "aws": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "wJalrEXAMPLE"},
     "clusters": CLUSTERS,
     "ingress": {"enabled": True, "host": "drbot.example.com", "tlsSecretName": "drbot-tls"},
+}
+
+# Redis inside the release with the password the chart generates, AOF on an emptyDir.
+INTERNAL: dict[str, Any] = {
+    "slack": {"existingSecret": "drbot-slack"},
+    "redis": {"internal": {"enabled": True, "persistence": {"enabled": False}}},
 }
 
 # The example the README points people at.
@@ -188,14 +197,16 @@ def env_of(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_lint_has_no_warnings() -> None:
-    for values in (MINIMAL, FULL, INLINE, EXAMPLE):
+    for values in (MINIMAL, FULL, INLINE, INTERNAL, EXAMPLE):
         report = helm.lint(CHART_DIR, values, strict=True, kube_version="v1.30.0")
         problems = [m for m in report["messages"] if m["severity"] >= 2]
         assert report["errors"] == [] and problems == [], report
 
 
 @pytest.mark.parametrize(
-    "values", [MINIMAL, FULL, INLINE, EXAMPLE], ids=["minimal", "full", "inline", "example"]
+    "values",
+    [MINIMAL, FULL, INLINE, INTERNAL, EXAMPLE],
+    ids=["minimal", "full", "inline", "internal", "example"],
 )
 def test_every_object_is_a_valid_kubernetes_object(chart: helm.Chart, values: dict[str, Any]) -> None:
     objects = render(chart, values)
@@ -275,7 +286,8 @@ def test_socket_mode_with_internal_redis_and_existing_secrets(chart: helm.Chart)
     assert container(redis)["image"].startswith("redis:")
     assert redis["spec"]["replicas"] == 1
     env = env_of(bot)
-    assert env["REDIS_URL"]["value"] == "redis://drbot-redis:6379/0"
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "drbot-redis-pw", "key": "pw"}
+    assert env["REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@drbot-redis:6379/0"
     assert env["SLACK_APP_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": "drbot-slack",
         "key": "SLACK_APP_TOKEN",
@@ -387,6 +399,110 @@ def test_network_policies_limit_traffic_to_what_drbot_uses(chart: helm.Chart) ->
     assert allowed == ["bot", "worker"]
 
 
+def redis_args(statefulset: dict[str, Any]) -> dict[str, str]:
+    """The Redis container's `--option value` arguments, as a mapping."""
+    command, *args = container(statefulset)["args"]
+    assert command == "redis-server"
+    return dict(zip(args[::2], args[1::2], strict=True))
+
+
+def generated_password(objects: list[dict[str, Any]]) -> str:
+    secret = by_kind(objects, "Secret")["drbot-redis-auth"]
+    assert list(secret["data"]) == ["REDIS_PASSWORD"]
+    return base64.b64decode(secret["data"]["REDIS_PASSWORD"]).decode()
+
+
+def test_internal_redis_password_is_generated_into_a_secret_and_nowhere_else(chart: helm.Chart) -> None:
+    objects = render(chart, INTERNAL)
+    password = generated_password(objects)
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
+    # A new release gets its own password (an installed one keeps its own, through lookup).
+    assert generated_password(render(chart, INTERNAL)) != password
+    encoded = base64.b64encode(password.encode()).decode()
+    for obj in objects:
+        if obj["kind"] == "Secret":
+            continue
+        text = json.dumps(obj)
+        assert password not in text and encoded not in text, f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+@pytest.mark.parametrize(
+    ("values", "secret"),
+    [
+        (INTERNAL, {"name": "drbot-redis-auth", "key": "REDIS_PASSWORD"}),
+        (FULL, {"name": "drbot-redis-pw", "key": "pw"}),
+    ],
+    ids=["generated", "existing"],
+)
+def test_internal_redis_uses_the_secret_noeviction_and_aof(
+    chart: helm.Chart, values: dict[str, Any], secret: dict[str, str]
+) -> None:
+    statefulset = by_kind(render(chart, values), "StatefulSet")["drbot-redis"]
+    args = redis_args(statefulset)
+    assert args["--requirepass"] == "$(REDIS_PASSWORD)"
+    assert args["--maxmemory-policy"] == "noeviction"
+    assert args["--maxmemory"] == "160mb"
+    assert (args["--appendonly"], args["--appendfsync"]) == ("yes", "everysec")
+    env = env_of(statefulset)
+    # The expansion only works for a variable defined earlier in the list.
+    assert list(env).index("REDIS_PASSWORD") == 0
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == secret
+    # The probes' redis-cli authenticates through REDISCLI_AUTH, not a password on its command line.
+    assert env["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"] == secret
+    assert container(statefulset)["livenessProbe"]["exec"]["command"] == ["redis-cli", "ping"]
+    assert all("value" not in item for item in env.values())
+
+
+def test_internal_redis_keeps_its_append_only_file_on_a_volume(chart: helm.Chart) -> None:
+    persistent = by_kind(render(chart, FULL), "StatefulSet")["drbot-redis"]
+    (claim,) = persistent["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    ephemeral = by_kind(render(chart, INTERNAL), "StatefulSet")["drbot-redis"]
+    assert "volumeClaimTemplates" not in ephemeral["spec"]
+    assert ephemeral["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {}}]
+    for statefulset in (persistent, ephemeral):
+        (mount,) = container(statefulset)["volumeMounts"]
+        assert (mount["name"], mount["mountPath"]) == ("data", redis_args(statefulset)["--dir"])
+        assert redis_args(statefulset)["--appendonly"] == "yes"
+
+
+def test_bot_and_worker_get_the_internal_redis_password_from_the_secret(chart: helm.Chart) -> None:
+    objects = render(chart, INTERNAL)
+    password = generated_password(objects)
+    for name in ("drbot-bot", "drbot-worker"):
+        env = env_of(by_kind(objects, "Deployment")[name])
+        names = list(env)
+        assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")
+        assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "drbot-redis-auth",
+            "key": "REDIS_PASSWORD",
+        }
+        # As the kubelet expands it, and as drbot's Redis client reads it.
+        url = env["REDIS_URL"]["value"].replace("$(REDIS_PASSWORD)", password)
+        assert parse_url(url) == {"password": password, "host": "drbot-redis", "port": 6379, "db": 0}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:hunter2@redis.infra.svc:6379/0",
+        "rediss://drbot:hunter2@redis:6380/1",
+        "redis://redis/0?password=hunter2",
+    ],
+    ids=["password", "user-and-password", "query"],
+)
+def test_a_password_in_redis_url_is_refused(chart: helm.Chart, url: str) -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"redis\.url carries a password.*redis\.existingSecret"):
+        chart.render({**MINIMAL, "redis": {"url": url}}, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_a_redis_url_with_only_a_user_name_is_accepted(chart: helm.Chart) -> None:
+    objects = render(chart, {**MINIMAL, "redis": {"url": "redis://drbot@redis.infra.svc:6379/0"}})
+    env = env_of(by_kind(objects, "Deployment")["drbot-bot"])
+    assert env["REDIS_URL"]["value"] == "redis://drbot@redis.infra.svc:6379/0"
+
+
 def test_release_without_redis_fails_with_instructions(chart: helm.Chart) -> None:
     with pytest.raises(
         helm.HelmRenderError, match=r"drbot needs Redis and none is configured: set redis\.url"
@@ -452,8 +568,20 @@ def test_unusable_values_fail_with_a_clear_message(
         ),
         ({"redis": {"url": "localhost:6379"}}, "/redis/url"),
         ({"slack": {"sockteMode": True}}, "sockteMode"),
+        ({"redis": {"internal": {"password": "hunter2"}}}, "'password' not allowed"),
+        ({"redis": {"internal": {"auth": {"password": "hunter2"}}}}, "'password' not allowed"),
+        ({"redis": {"internal": {"maxmemory": "0"}}}, "/redis/internal/maxmemory"),
     ],
-    ids=["replicas-type", "platform-enum", "cluster-name", "redis-url", "misspelt-key"],
+    ids=[
+        "replicas-type",
+        "platform-enum",
+        "cluster-name",
+        "redis-url",
+        "misspelt-key",
+        "redis-password-value",
+        "redis-auth-password-value",
+        "redis-maxmemory-unlimited",
+    ],
 )
 def test_schema_rejects_wrong_values(chart: helm.Chart, values: dict[str, Any], where: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=re.escape(where)):

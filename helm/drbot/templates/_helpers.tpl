@@ -63,6 +63,20 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-redis" (include "drbot.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The Secret with the in-release Redis's password: the one named in values, or the chart's. */}}
+{{- define "drbot.redisAuthSecretName" -}}
+{{- default (printf "%s-auth" (include "drbot.redisName" .)) .Values.redis.internal.auth.existingSecret }}
+{{- end }}
+
+{{/* The password's env entry, for the Redis container and for bot and workers. */}}
+{{- define "drbot.redisPasswordEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "drbot.redisAuthSecretName" .ctx }}
+      key: {{ .ctx.Values.redis.internal.auth.existingSecretKey }}
+{{- end }}
+
 {{- define "drbot.sshConfigured" -}}
 {{- if or .Values.ssh.existingSecret .Values.ssh.privateKey }}true{{ end }}
 {{- end }}
@@ -89,6 +103,10 @@ crash-loops at 3 a.m. because REDIS_URL is empty is worse than an install that f
 {{- end }}
 {{- if gt $redisSources 1 }}
 {{- fail "drbot needs exactly one Redis: set only one of redis.url, redis.existingSecret and redis.internal.enabled" }}
+{{- end }}
+{{- /* userinfo with a ':' (redis://user:pass@) or a password= query parameter, as redis-py reads them. */}}
+{{- if regexMatch "^[a-z]+://[^/@?]*:[^/@?]*@|[?&]password=" .Values.redis.url }}
+{{- fail "redis.url carries a password, which must not sit in values: put the URL in a Secret (kubectl create secret generic drbot-redis --from-literal=REDIS_URL=...) and set redis.existingSecret instead" }}
 {{- end }}
 {{- if not .Values.slack.existingSecret }}
 {{- if not .Values.slack.botToken }}
@@ -163,8 +181,10 @@ crash-loops at 3 a.m. because REDIS_URL is empty is worse than an install that f
   value: {{ . | quote }}
 {{- end }}
 {{- if .Values.redis.internal.enabled }}
+{{- include "drbot.redisPasswordEnv" (dict "ctx" . "name" "REDIS_PASSWORD") | nindent 0 }}
+# Kubernetes expands $(REDIS_PASSWORD) from the entry above, so the password stays in the Secret.
 - name: REDIS_URL
-  value: {{ printf "redis://%s:6379/0" (include "drbot.redisName" .) | quote }}
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "drbot.redisName" .) | quote }}
 {{- else if .Values.redis.existingSecret }}
 - name: REDIS_URL
   valueFrom:

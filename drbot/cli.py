@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 import threading
@@ -69,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--language", choices=LANGUAGES, default="en")
     export.set_defaults(func=_timeline_export)
 
+    unlock = commands.add_parser(
+        "unlock", help="release a cluster lock left by a run that has ended (never a live run's)"
+    )
+    unlock.add_argument("cluster", help="the cluster's name")
+    unlock.set_defaults(func=_unlock)
+
+    doctor = commands.add_parser("doctor", help="list stranded cluster locks and runs no worker holds")
+    doctor.set_defaults(func=_doctor)
+
     from drbot import drill
     from sim.twin import cli as twin_cli
 
@@ -117,6 +127,42 @@ def _worker(args: argparse.Namespace) -> int:
     check_redis(redis)
     run_worker(redis, settings.clusters(), lease_seconds=args.lease, burst=args.burst)
     return 0
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    from workers.control import Control
+
+    control = Control(Settings.from_env().redis(), PROCEDURES)
+    answer, owner = control.unlock(args.cluster, f"{getpass.getuser()} (drbot unlock)")
+    if answer == "released":
+        print(f"released the lock of cluster {args.cluster}: its run {owner} has ended")
+        return 0
+    if answer == "alive":
+        print(
+            f"drbot: cluster {args.cluster} is held by run {owner}, which is still going; nothing was "
+            f"released. Stop it first (/dr abort {owner}).",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"cluster {args.cluster} is not locked; nothing to release")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from workers.health import stranded_locks, unheld_runs
+
+    redis = Settings.from_env().redis()
+    locks, runs = stranded_locks(redis), unheld_runs(redis)
+    for lock in locks:
+        print(
+            f"stranded lock: cluster {lock.cluster} held by run {lock.run_id} ({lock.why}); "
+            f"release it with `drbot unlock {lock.cluster}`"
+        )
+    for run_id in runs:
+        print(f"run {run_id} is running but no worker holds it; a running `drbot worker` revives it")
+    if not locks and not runs:
+        print("nothing stranded: every lock belongs to a live run, and every running run has a worker")
+    return 1 if locks or runs else 0
 
 
 def _plan(args: argparse.Namespace) -> int:

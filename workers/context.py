@@ -121,6 +121,7 @@ class RunContext:
         return self._api
 
     def progress(self, text: Msg) -> None:
+        self.lease.check()
         now = time.monotonic()
         self.run_state.progress = text.to_json()
         if now - self._last_progress < PROGRESS_EVERY:

@@ -143,14 +143,19 @@ class Control:
         enqueue_advance(self.redis, run.id)
         return "retried"
 
-    def unlock(self, cluster: str, user: str, channel: str) -> tuple[str, str]:
+    def unlock(self, cluster: str, user: str, channel: str = "") -> tuple[str, str]:
         """Release a cluster lock stranded by a finished or vanished run: ("released", run),
-        ("alive", run) when its run is still going (abort it instead), or ("free", "")."""
+        ("alive", run) when its run is still going (abort it instead), or ("free", "").
+
+        Recorded in `channel`'s timeline, or in the run's own channel when none is given (the CLI)."""
         answer, owner = transitions.unlock(self.redis, cluster)
         if answer == "released":
-            self.timeline.append(
-                channel, "unlock", user, msg("timeline.unlock", cluster=cluster, run=owner), run=owner
-            )
+            held_by = self.runs.load(owner)
+            incident = channel or (held_by.channel if held_by else "")
+            if incident:
+                self.timeline.append(
+                    incident, "unlock", user, msg("timeline.unlock", cluster=cluster, run=owner), run=owner
+                )
         return answer, owner
 
     def note(self, channel: str, user: str, text: str) -> None:

@@ -53,6 +53,7 @@ READS = frozenset(
         "LRANGE",
         "MGET",
         "PING",
+        "SCRIPT LOAD",
         "PTTL",
         "SCARD",
         "SISMEMBER",
@@ -65,7 +66,8 @@ READS = frozenset(
         "XREVRANGE",
     }
 )
-"""Commands that change nothing; every other command is treated as a write and fenced."""
+"""Commands that change no data (SCRIPT LOAD only caches a script); every other command is treated
+as a write and fenced."""
 
 
 class FencedRedis(Redis):
@@ -75,15 +77,19 @@ class FencedRedis(Redis):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         name = str(args[0]).upper()
-        if name in READS:
-            return super().execute_command(*args, **options)
         self.lease.check()
-        if name in ("EVAL", "EVALSHA"):
+        if name in READS:
+            answer = super().execute_command(*args, **options)
+        elif name in ("EVAL", "EVALSHA"):
             self._check_script(args)
-            return _lease_errors(super().execute_command, *args, **options)
-        return _lease_errors(
-            super().execute_command, "EVAL", _FENCED_COMMAND, 1, self.lease.key, self.lease.token, *args
-        )
+            answer = _lease_errors(super().execute_command, *args, **options)
+        else:
+            answer = _lease_errors(
+                super().execute_command, "EVAL", _FENCED_COMMAND, 1, self.lease.key, self.lease.token, *args
+            )
+        # A call that came back after the lease was lost (Redis paused) must not be acted on.
+        self.lease.check()
+        return answer
 
     def _check_script(self, args: tuple[Any, ...]) -> None:
         keys_count = int(args[2])

@@ -28,7 +28,9 @@ MAX_REVIVALS = 5
 DRBOT = "drbot"
 
 
-def reap(redis: Redis) -> list[str]:
+def reap(redis: Redis, now: float | None = None) -> list[str]:
+    """Revive or give up on every running run that no worker holds; returns the revived run ids."""
+    now = time.time() if now is None else now
     revived = []
     for run in RunStore(redis).active():
         if run.status != RUNNING:
@@ -36,11 +38,13 @@ def reap(redis: Redis) -> list[str]:
         summary = msg("run.cannot_advance", revivals=MAX_REVIVALS, error=run.last_error or "-")
         failed = {
             "status": FAILED,
-            "finished_at": repr(time.time()),
+            "finished_at": repr(now),
             "result": {"summary": summary.to_json()},
             "progress": {},
         }
-        answer = transitions.revive(redis, run.id, run.cluster, MAX_REVIVALS, WAKE_SECONDS, failed, RETENTION)
+        answer = transitions.revive(
+            redis, run.id, run.cluster, now, MAX_REVIVALS, WAKE_SECONDS, failed, RETENTION
+        )
         if answer == "revive":
             enqueue_advance(redis, run.id, woken=True)
             revived.append(run.id)

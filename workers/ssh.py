@@ -604,13 +604,17 @@ class SshPool:
         if status == -1:
             # A lost connection brings no EOF; a command killed by a signal gets EOF and an
             # "exit-signal" request, which paramiko does not record.
+            unknown = True
             if self._interrupted:
                 error = f"{_where(host)}: drbot stopped the command ({self._interrupted}); outcome unknown"
             elif not channel.eof_received or not channel.get_transport().is_active():
                 error = f"{_where(host)}: the SSH connection was lost while the command ran; outcome unknown"
             else:
+                unknown = False
                 error = f"{_where(host)}: the command ended without an exit status (killed by a signal?)"
-            return CommandResult(host.name, None, out_text, err_text, duration, error, outcome_unknown=True)
+            return CommandResult(
+                host.name, None, out_text, err_text, duration, error, outcome_unknown=unknown
+            )
         if sudo and status == 1 and _SUDO_REFUSED.match(err_text):
             reason = err_text.splitlines()[0]
             return CommandResult(

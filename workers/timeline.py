@@ -1,6 +1,7 @@
 """The shared incident timeline: per incident (the incident channel), append-only, in a Redis stream.
 
 Every command, step start and end, approval, rejection, abort and note lands here with who and when.
+An incident's timeline is kept for DRBOT_RETENTION_DAYS after its last entry, as long as its runs.
 Texts are stored as catalog messages (`Msg`) so each reader renders them in its own language; notes
 typed by people are stored verbatim.
 """
@@ -18,6 +19,7 @@ from redis import Redis
 from procedures.i18n import Msg, t
 from workers import keys
 from workers.redact import redact
+from workers.runs import RETENTION
 
 MAX_ENTRIES = 100_000
 
@@ -51,6 +53,7 @@ class Timeline:
             "msg": "0" if isinstance(text, str) else "1",
         }
         self.redis.xadd(keys.timeline(incident), fields, maxlen=MAX_ENTRIES, approximate=True)
+        self.redis.expire(keys.timeline(incident), RETENTION)
         return entry
 
     def entries(self, incident: str) -> list[Entry]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 
 from redis import Redis
 from rq import SimpleWorker
@@ -15,6 +16,7 @@ from rq.serializers import JSONSerializer
 
 from procedures.clusters import Clusters
 from procedures.registry import PROCEDURES
+from procedures.steps import Procedure
 from workers import jobs
 from workers.engine import Engine
 from workers.pools import PoolCache
@@ -24,9 +26,15 @@ from workers.reaper import reap, reap_forever
 log = logging.getLogger(__name__)
 
 
-def run_worker(redis: Redis, clusters: Clusters, lease_seconds: float = 10, burst: bool = False) -> None:
+def run_worker(
+    redis: Redis,
+    clusters: Clusters,
+    lease_seconds: float = 10,
+    burst: bool = False,
+    procedures: Mapping[str, Procedure] = PROCEDURES,
+) -> None:
     pools = PoolCache()
-    jobs.configure(Engine(redis, clusters, PROCEDURES, pools, lease_seconds=lease_seconds))
+    jobs.configure(Engine(redis, clusters, procedures, pools, lease_seconds=lease_seconds))
     stop = threading.Event()
     reap(redis)
     reaper = threading.Thread(

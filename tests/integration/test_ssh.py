@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from procedures.clusters import Host
+from procedures.steps import CommandResult
 from tests.sshd_fixture import (
     PASSWORD_SUDO_USER,
     Sshd,
@@ -213,7 +214,7 @@ def test_broken_connection_is_reopened_on_the_next_command(pool: SshPool, hosts:
     before = pool.run(hosts[1], "echo $SSH_CONNECTION").stdout
     # The command's parent is the user's sshd session process: killing it drops the connection.
     killed = pool.run(hosts[1], "kill -9 $PPID; sleep 5", timeout=10)
-    assert killed.exit_code is None
+    assert killed.exit_code is None and killed.outcome_unknown
     assert "connection was lost while the command ran; outcome unknown" in killed.error, killed
     after = pool.run(hosts[1], "echo $SSH_CONNECTION")
     assert after.exit_code == 0, after
@@ -222,9 +223,39 @@ def test_broken_connection_is_reopened_on_the_next_command(pool: SshPool, hosts:
 
 def test_command_killed_by_a_signal_has_no_exit_code(pool: SshPool, hosts: list[Host]) -> None:
     result = pool.run(hosts[1], "echo partial; kill -9 $$")
-    assert result.exit_code is None
+    assert result.exit_code is None and not result.outcome_unknown
     assert result.stdout == "partial\n"
     assert "ended without an exit status (killed by a signal?)" in result.error
+
+
+def test_interrupt_stops_running_root_commands_and_refuses_new_ones(hosts: list[Host]) -> None:
+    """What a worker does when it loses its lease: the command on the host must really stop."""
+    pool = SshPool()
+    marker = f"/tmp/drbot-interrupt-{os.getpid()}"
+    pool.run(hosts[0], f"rm -f {marker}", sudo=True)
+    results: list[CommandResult] = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            pool.run(hosts[0], f"echo started > {marker}; sleep 6.25; echo finished >> {marker}", sudo=True)
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not _running("sleep 6.25"):
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.05)
+    pool.interrupt("this worker lost the lease of run r1")
+    thread.join(timeout=10)
+    [stopped] = results
+    assert stopped.exit_code is None and stopped.outcome_unknown
+    assert "drbot stopped the command (this worker lost the lease of run r1)" in stopped.error
+    refused = pool.run(hosts[0], "true")
+    assert refused.exit_code is None and "not sent: this worker lost the lease" in refused.error
+    time.sleep(6.5)
+    with SshPool() as check:
+        written = check.run(hosts[0], f"cat {marker}; rm -f {marker}", sudo=True).stdout
+    assert written == "started\n", "the command went on after the interrupt"
+    assert not _running("sleep 6.25")
 
 
 def test_preconnect_reports_failures_by_host(pool: SshPool, hosts: list[Host]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 from dataclasses import dataclass
 
 from redis import Redis
@@ -13,6 +14,16 @@ from redis.retry import Retry
 from procedures.clusters import Clusters, load_clusters
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
+
+
+def without_password(url: str) -> str:
+    """The URL as it may be shown: its password (redis://:PASSWORD@host) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 class SettingsError(ValueError):
@@ -63,7 +74,7 @@ class Settings:
             client.ping()
         except RedisError as error:
             raise SettingsError(
-                f"cannot reach Redis at REDIS_URL={self.redis_url}: {error}; "
+                f"cannot reach Redis at REDIS_URL={without_password(self.redis_url)}: {error}; "
                 "start Redis or point REDIS_URL at it"
             ) from None
         return client

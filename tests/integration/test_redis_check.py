@@ -8,63 +8,19 @@ Each server is a separate redis-server on a free 127.0.0.1 port, so the machine'
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
 from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-# Persistence off, as on the machine's Redis; tests turn AOF on where they need it.
-NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+from tests.redis_server import NO_PERSISTENCE, redis_server
+
 PERSISTENCE_OFF = "Redis persistence is off"
 REFUSED_EXIT = 2
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def redis_server(directory: Path, *options: str) -> Iterator[Redis]:
-    """A redis-server of the test's own, shut down however the test ends."""
-    port = free_port()
-    directory.mkdir(parents=True, exist_ok=True)
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
-    with (directory / "redis.log").open("wb") as log:
-        process = subprocess.Popen([*command, *options], stdout=log, stderr=subprocess.STDOUT)
-    client = Redis(host="127.0.0.1", port=port)
-    try:
-        wait_until_up(client, process)
-        yield client
-    finally:
-        client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_until_up(client: Redis, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return
-        except RedisConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +38,8 @@ def clusters_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
     """One server for the tests that only change settings CONFIG SET can change."""
-    with redis_server(tmp_path_factory.mktemp("redis"), *NO_PERSISTENCE) as client:
-        yield client
+    with redis_server(tmp_path_factory.mktemp("redis"), *NO_PERSISTENCE) as server:
+        yield server.client
 
 
 def worker(client: Redis, clusters_file: Path) -> subprocess.CompletedProcess[str]:
@@ -126,8 +82,8 @@ def test_worker_starts_on_noeviction_and_warns_once_that_persistence_is_off(
 
 def test_worker_starts_silently_on_noeviction_with_aof(tmp_path: Path, clusters_file: Path) -> None:
     options = ("--maxmemory-policy", "noeviction", "--appendonly", "yes", "--appendfsync", "everysec")
-    with redis_server(tmp_path, "--save", "", *options) as client:
-        result = worker(client, clusters_file)
+    with redis_server(tmp_path, "--save", "", *options) as server:
+        result = worker(server.client, clusters_file)
     assert result.returncode == 0, result.stderr
     assert "drbot.redis_check" not in result.stderr
 
@@ -137,8 +93,8 @@ def test_worker_reads_the_policy_from_info_when_config_is_renamed(
 ) -> None:
     # As on managed Redis services that rename CONFIG away.
     renamed = ("--rename-command", "CONFIG", "", "--maxmemory-policy", "volatile-lru")
-    with redis_server(tmp_path, *NO_PERSISTENCE, *renamed) as client:
-        result = worker(client, clusters_file)
+    with redis_server(tmp_path, *NO_PERSISTENCE, *renamed) as server:
+        result = worker(server.client, clusters_file)
     assert result.returncode == REFUSED_EXIT, result.stderr
     assert "maxmemory-policy volatile-lru" in result.stderr
 
@@ -147,8 +103,8 @@ def test_worker_warns_and_starts_when_neither_config_nor_info_is_allowed(
     tmp_path: Path, clusters_file: Path
 ) -> None:
     acl = ("--user", "default", "on", "nopass", "~*", "&*", "+@all", "-config", "-info")
-    with redis_server(tmp_path, *NO_PERSISTENCE, *acl) as client:
-        result = worker(client, clusters_file)
+    with redis_server(tmp_path, *NO_PERSISTENCE, *acl) as server:
+        result = worker(server.client, clusters_file)
     assert result.returncode == 0, result.stderr
     assert "could not check Redis's maxmemory-policy (CONFIG GET was refused: " in result.stderr
     assert "could not check whether Redis persists its data" in result.stderr

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from redis.connection import parse_url
 
-from procedures.clusters import parse_clusters
+from procedures.clusters import load_clusters, parse_clusters
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "helm" / "drbot"
 RELEASE = "drbot"
@@ -91,6 +91,16 @@ INTERNAL: dict[str, Any] = {
 
 # The example the README points people at.
 EXAMPLE: dict[str, Any] = yaml.safe_load((CHART_DIR / "examples" / "production-values.yaml").read_text())
+
+# Egress limited to address ranges, one list per destination, IPv4 and IPv6.
+EGRESS_CIDRS: dict[str, Any] = {
+    "redis": {"port": 6380, "cidrs": ["10.96.40.0/24"]},
+    "slack": {"cidrs": ["192.0.2.10/32"]},
+    "https": {"cidrs": ["10.20.0.0/16", "fd00:20::/64"]},
+    "ssh": {"ports": [22, 2222], "cidrs": ["10.0.0.0/24"]},
+    "api": {"cidrs": ["10.0.0.5/32", "2001:db8::5/128"]},
+}
+EGRESS: dict[str, Any] = {**INLINE, "networkPolicy": {"egress": EGRESS_CIDRS}}
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -197,7 +207,7 @@ def env_of(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_lint_has_no_warnings() -> None:
-    for values in (MINIMAL, FULL, INLINE, INTERNAL, EXAMPLE):
+    for values in (MINIMAL, FULL, INLINE, INTERNAL, EXAMPLE, EGRESS):
         report = helm.lint(CHART_DIR, values, strict=True, kube_version="v1.30.0")
         problems = [m for m in report["messages"] if m["severity"] >= 2]
         assert report["errors"] == [] and problems == [], report
@@ -205,8 +215,8 @@ def test_lint_has_no_warnings() -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [MINIMAL, FULL, INLINE, INTERNAL, EXAMPLE],
-    ids=["minimal", "full", "inline", "internal", "example"],
+    [MINIMAL, FULL, INLINE, INTERNAL, EXAMPLE, EGRESS],
+    ids=["minimal", "full", "inline", "internal", "example", "egress"],
 )
 def test_every_object_is_a_valid_kubernetes_object(chart: helm.Chart, values: dict[str, Any]) -> None:
     objects = render(chart, values)
@@ -226,6 +236,7 @@ def test_minimal_release_has_http_bot_workers_and_no_secrets(chart: helm.Chart) 
         "NetworkPolicy",
         "PodDisruptionBudget",
         "Service",
+        "ServiceAccount",
         "ServiceAccount",
     ]
     deployments = by_kind(objects, "Deployment")
@@ -269,7 +280,9 @@ def test_pods_run_non_root_read_only_without_capabilities(chart: helm.Chart, val
         assert security["allowPrivilegeEscalation"] is False
         assert security["capabilities"] == {"drop": ["ALL"]}
         assert container(workload)["resources"]["requests"]
-    assert by_kind(objects, "ServiceAccount")["drbot"]["automountServiceAccountToken"] is False
+    accounts = by_kind(objects, "ServiceAccount")
+    assert sorted(accounts) == ["drbot-bot", "drbot-worker"]
+    assert all(account["automountServiceAccountToken"] is False for account in accounts.values())
 
 
 def test_socket_mode_with_internal_redis_and_existing_secrets(chart: helm.Chart) -> None:
@@ -295,8 +308,9 @@ def test_socket_mode_with_internal_redis_and_existing_secrets(chart: helm.Chart)
     }
     assert "optional" not in env["SLACK_SIGNING_SECRET"]["valueFrom"]["secretKeyRef"]
     assert env["SLACK_API_URL"]["value"] == "https://slack.com/api/"
-    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "drbot-aws"
-    assert env["AWS_DEFAULT_REGION"]["value"] == "us-east-1"
+    worker_env = env_of(deployments["drbot-worker"])
+    assert worker_env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "drbot-aws"
+    assert worker_env["AWS_DEFAULT_REGION"]["value"] == "us-east-1"
 
 
 def test_existing_secrets_are_referenced_never_inlined(chart: helm.Chart) -> None:
@@ -313,10 +327,99 @@ def test_existing_secrets_are_referenced_never_inlined(chart: helm.Chart) -> Non
     assert by_kind(objects, "Secret") == {}
     volumes = {
         v["name"]: v
-        for v in by_kind(objects, "Deployment")["drbot-bot"]["spec"]["template"]["spec"]["volumes"]
+        for v in by_kind(objects, "Deployment")["drbot-worker"]["spec"]["template"]["spec"]["volumes"]
     }
     assert volumes["ssh"]["secret"]["secretName"] == "drbot-ssh"
     assert volumes["kubeconfigs"]["secret"]["secretName"] == "drbot-kubeconfigs"
+
+
+def secrets_used(deployment: dict[str, Any]) -> set[str]:
+    """Every Secret the pod reads: as a volume (plain or projected), in env, or in envFrom."""
+    pod = deployment["spec"]["template"]["spec"]
+    names: set[str] = set()
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+        names.update(
+            s["secret"]["name"] for s in volume.get("projected", {}).get("sources", []) if "secret" in s
+        )
+    for box in pod["containers"] + pod.get("initContainers", []):
+        names.update(
+            item["valueFrom"]["secretKeyRef"]["name"]
+            for item in box.get("env", [])
+            if "secretKeyRef" in item.get("valueFrom", {})
+        )
+        names.update(item["secretRef"]["name"] for item in box.get("envFrom", []) if "secretRef" in item)
+    return names
+
+
+WORKER_ONLY = {"drbot-ssh", "drbot-kubeconfigs", "drbot-aws"}
+
+
+@pytest.mark.parametrize(
+    ("values", "redis_secret"),
+    [(FULL, {"drbot-redis-pw"}), (INLINE, set()), (EXAMPLE, {"drbot-redis"})],
+    ids=["full", "inline", "example"],
+)
+def test_only_workers_get_the_ssh_key_kubeconfigs_and_aws_credentials(
+    chart: helm.Chart, values: dict[str, Any], redis_secret: set[str]
+) -> None:
+    deployments = by_kind(render(chart, values), "Deployment")
+    bot, worker = deployments["drbot-bot"], deployments["drbot-worker"]
+    # The Slack-facing bot: Slack, Redis and the clusters file, nothing that reaches a cluster.
+    assert secrets_used(bot) == {"drbot-slack", *redis_secret}
+    assert [m["name"] for m in container(bot)["volumeMounts"]] == ["clusters", "tmp"]
+    assert not [name for name in env_of(bot) if name.startswith("AWS_")]
+    assert "envFrom" not in container(bot)
+    # The workers: what the runbook steps use, and no Slack token (they never call Slack).
+    assert secrets_used(worker) == {*WORKER_ONLY, *redis_secret}
+    assert {m["mountPath"] for m in container(worker)["volumeMounts"]} >= {
+        "/etc/drbot/ssh",
+        "/etc/drbot/kubeconfigs",
+    }
+    assert env_of(worker)["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "drbot-aws"
+    assert not [name for name in env_of(worker) if name.startswith("SLACK_")]
+
+
+def test_credentials_of_one_component_leave_the_other_untouched(chart: helm.Chart) -> None:
+    """A new SSH key, kubeconfig or AWS key rolls the workers only; a new Slack token the bot only."""
+    rotated_cluster_access = {
+        **INLINE,
+        "ssh": {**INLINE["ssh"], "privateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nnew\n-----END"},
+        "kubeconfigs": {"files": {"prod-east": "apiVersion: v1\nkind: Config\nclusters: []\n"}},
+        "aws": {"accessKeyId": "AKIANEW", "secretAccessKey": "new", "region": "eu-west-1"},
+    }
+    rotated_slack = {**INLINE, "slack": {"botToken": "xoxb-4-5-6", "signingSecret": "n3w"}}
+    before = by_kind(render(chart, INLINE), "Deployment")
+    after_cluster_access = by_kind(render(chart, rotated_cluster_access), "Deployment")
+    after_slack = by_kind(render(chart, rotated_slack), "Deployment")
+    assert after_cluster_access["drbot-bot"] == before["drbot-bot"]
+    assert after_slack["drbot-worker"] == before["drbot-worker"]
+    for after, name in ((after_cluster_access, "drbot-worker"), (after_slack, "drbot-bot")):
+        annotations = after[name]["spec"]["template"]["metadata"]["annotations"]
+        assert (
+            annotations["checksum/secrets"]
+            != before[name]["spec"]["template"]["metadata"]["annotations"]["checksum/secrets"]
+        )
+
+
+def test_bot_and_workers_run_under_their_own_service_accounts(chart: helm.Chart) -> None:
+    role = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/drbot-s3"}
+    objects = render(chart, {**MINIMAL, "serviceAccount": {"worker": {"annotations": role}}})
+    accounts = by_kind(objects, "ServiceAccount")
+    # The S3 role (IRSA) goes to the workers' account only.
+    assert "annotations" not in accounts["drbot-bot"]["metadata"]
+    assert accounts["drbot-worker"]["metadata"]["annotations"] == role
+    deployments = by_kind(objects, "Deployment")
+    for component in ("bot", "worker"):
+        pod = deployments[f"drbot-{component}"]["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == f"drbot-{component}"
+    named = {"create": False, "bot": {"name": "chat"}, "worker": {"name": "runner"}}
+    objects = render(chart, {**MINIMAL, "serviceAccount": named})
+    assert by_kind(objects, "ServiceAccount") == {}
+    deployments = by_kind(objects, "Deployment")
+    assert deployments["drbot-bot"]["spec"]["template"]["spec"]["serviceAccountName"] == "chat"
+    assert deployments["drbot-worker"]["spec"]["template"]["spec"]["serviceAccountName"] == "runner"
 
 
 def test_inline_secrets_become_chart_secrets_and_ingress_exposes_only_slack(chart: helm.Chart) -> None:
@@ -334,7 +437,7 @@ def test_inline_secrets_become_chart_secrets_and_ingress_exposes_only_slack(char
     ]
 
 
-def test_clusters_file_parses_and_points_at_the_mounted_secrets(chart: helm.Chart) -> None:
+def test_clusters_file_parses_and_points_at_the_workers_mounted_secrets(chart: helm.Chart) -> None:
     objects = render(chart, FULL)
     text = by_kind(objects, "ConfigMap")["drbot-clusters"]["data"]["clusters.yaml"]
     clusters = parse_clusters(yaml.safe_load(text), source="rendered ConfigMap")
@@ -353,16 +456,42 @@ def test_clusters_file_parses_and_points_at_the_mounted_secrets(chart: helm.Char
     assert {h.known_hosts for h in prod.hosts} == {"/etc/drbot/ssh/known_hosts"}
     for name in ("drbot-bot", "drbot-worker"):
         deployment = by_kind(objects, "Deployment")[name]
-        pod = deployment["spec"]["template"]["spec"]
         mounts = {m["name"]: m for m in container(deployment)["volumeMounts"]}
-        volumes = {v["name"]: v for v in pod["volumes"]}
         assert env_of(deployment)["DRBOT_CONFIG"]["value"] == mounts["clusters"]["mountPath"]
-        assert mounts["ssh"] == {"name": "ssh", "mountPath": "/etc/drbot/ssh", "readOnly": True}
-        assert mounts["kubeconfigs"]["mountPath"] == "/etc/drbot/kubeconfigs"
-        assert volumes["ssh"]["secret"]["defaultMode"] == 0o400
-        assert volumes["kubeconfigs"]["secret"]["defaultMode"] == 0o400
-        # Secret volumes are root-owned; without fsGroup the non-root user could not read the key.
-        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    worker = by_kind(objects, "Deployment")["drbot-worker"]
+    pod = worker["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in container(worker)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["ssh"] == {"name": "ssh", "mountPath": "/etc/drbot/ssh", "readOnly": True}
+    assert mounts["kubeconfigs"]["mountPath"] == "/etc/drbot/kubeconfigs"
+    assert volumes["ssh"]["secret"]["defaultMode"] == 0o400
+    assert volumes["kubeconfigs"]["secret"]["defaultMode"] == 0o400
+    # Secret volumes are root-owned; without fsGroup the non-root user could not read the key.
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+
+
+def test_clusters_file_holds_no_secrets_and_loads_where_the_secrets_are_absent(
+    chart: helm.Chart, tmp_path: Path
+) -> None:
+    objects = render(chart, INLINE)
+    text = by_kind(objects, "ConfigMap")["drbot-clusters"]["data"]["clusters.yaml"]
+    for secret in (
+        INLINE["ssh"]["privateKey"],
+        INLINE["ssh"]["knownHosts"],
+        INLINE["kubeconfigs"]["files"]["prod-east"],
+        INLINE["aws"]["secretAccessKey"],
+        INLINE["slack"]["botToken"],
+    ):
+        assert secret.strip() not in text
+    # The bot mounts the same file without the key and kubeconfigs it names: loading it must not
+    # open them, or the bot would not start.
+    named = {"/etc/drbot/kubeconfigs/prod-east", "/etc/drbot/ssh/id_ed25519", "/etc/drbot/ssh/known_hosts"}
+    if any(Path(path).exists() for path in named):
+        pytest.skip("this machine has drbot's pod paths, so a pod without them cannot be imitated")
+    path = tmp_path / "clusters.yaml"
+    path.write_text(text)
+    prod = load_clusters(path).get("prod-east")
+    assert {prod.kubeconfig, *(h.key for h in prod.hosts), *(h.known_hosts for h in prod.hosts)} == named
 
 
 def test_readme_example_uses_only_existing_secrets_and_the_ingress(chart: helm.Chart) -> None:
@@ -380,23 +509,77 @@ def test_readme_example_uses_only_existing_secrets_and_the_ingress(chart: helm.C
     assert [h.name for h in prod.hosts] == ["master-0", "master-1", "master-2"]
 
 
-def test_network_policies_limit_traffic_to_what_drbot_uses(chart: helm.Chart) -> None:
-    objects = render(chart, MINIMAL)
-    policies = by_kind(objects, "NetworkPolicy")
-    bot, worker = policies["drbot-bot"]["spec"], policies["drbot-worker"]["spec"]
-    assert [p["port"] for rule in bot["ingress"] for p in rule["ports"]] == [3000]
-    assert worker["ingress"] == []
-    for spec in (bot, worker):
-        assert spec["policyTypes"] == ["Ingress", "Egress"]
-        egress = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
-        assert egress == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (443, "TCP"), (22, "TCP"), (6443, "TCP")}
-    internal = render(chart, FULL)
-    redis_policy = by_kind(internal, "NetworkPolicy")["drbot-redis"]["spec"]
+def egress_by_port(policy: dict[str, Any]) -> dict[tuple[int, str], set[str]]:
+    """Each port the policy lets out, with where to: CIDRs, "pod:<component>", or "any"."""
+    allowed: dict[tuple[int, str], set[str]] = {}
+    for rule in policy["spec"]["egress"]:
+        assert rule.get("ports"), f"a rule without ports allows every port: {rule}"
+        peers = {
+            peer["ipBlock"]["cidr"]
+            if "ipBlock" in peer
+            else "pod:" + peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for peer in rule.get("to", [])
+        } or {"any"}
+        for port in rule["ports"]:
+            allowed.setdefault((port["port"], port["protocol"]), set()).update(peers)
+    return allowed
+
+
+DNS = {(53, "UDP"): {"any"}, (53, "TCP"): {"any"}}
+
+
+def test_network_policies_by_default_limit_traffic_by_port_and_keep_the_bot_off_ssh_and_apis(
+    chart: helm.Chart,
+) -> None:
+    policies = by_kind(render(chart, MINIMAL), "NetworkPolicy")
+    bot, worker = policies["drbot-bot"], policies["drbot-worker"]
+    assert [p["port"] for rule in bot["spec"]["ingress"] for p in rule["ports"]] == [3000]
+    assert worker["spec"]["ingress"] == []
+    assert bot["spec"]["policyTypes"] == worker["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    # The bot talks to Redis and Slack; only the workers reach hosts, cluster APIs and S3.
+    assert egress_by_port(bot) == {**DNS, (6379, "TCP"): {"any"}, (443, "TCP"): {"any"}}
+    assert egress_by_port(worker) == {
+        **DNS,
+        (6379, "TCP"): {"any"},
+        (443, "TCP"): {"any"},
+        (22, "TCP"): {"any"},
+        (6443, "TCP"): {"any"},
+    }
+    internal = by_kind(render(chart, FULL), "NetworkPolicy")
+    for name in ("drbot-bot", "drbot-worker"):
+        assert egress_by_port(internal[name])[(6379, "TCP")] == {"pod:redis"}
+    redis_policy = internal["drbot-redis"]["spec"]
     allowed = [
         peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
         for peer in redis_policy["ingress"][0]["from"]
     ]
     assert allowed == ["bot", "worker"]
+
+
+def test_egress_cidrs_limit_each_destination_and_the_bot_gets_only_slack(chart: helm.Chart) -> None:
+    policies = by_kind(render(chart, EGRESS), "NetworkPolicy")
+    assert egress_by_port(policies["drbot-bot"]) == {
+        **DNS,
+        (6380, "TCP"): {"10.96.40.0/24"},
+        (443, "TCP"): {"192.0.2.10/32"},
+    }
+    assert egress_by_port(policies["drbot-worker"]) == {
+        **DNS,
+        (6380, "TCP"): {"10.96.40.0/24"},
+        (443, "TCP"): {"10.20.0.0/16", "fd00:20::/64"},
+        (22, "TCP"): {"10.0.0.0/24"},
+        (2222, "TCP"): {"10.0.0.0/24"},
+        (6443, "TCP"): {"10.0.0.5/32", "2001:db8::5/128"},
+    }
+    example = by_kind(render(chart, EXAMPLE), "NetworkPolicy")["drbot-worker"]
+    assert egress_by_port(example)[(22, "TCP")] == egress_by_port(example)[(6443, "TCP")] == {"10.0.0.0/24"}
+
+
+def test_a_destination_without_ports_is_closed_not_opened(chart: helm.Chart) -> None:
+    values = {**MINIMAL, "networkPolicy": {"egress": {"ssh": {"ports": [], "cidrs": ["10.0.0.0/24"]}}}}
+    worker = by_kind(render(chart, values), "NetworkPolicy")["drbot-worker"]
+    # egress_by_port fails on a rule without ports, which would let everything out.
+    assert set(egress_by_port(worker)) == {*DNS, (6379, "TCP"), (443, "TCP"), (6443, "TCP")}
 
 
 def redis_args(statefulset: dict[str, Any]) -> dict[str, str]:
@@ -571,6 +754,17 @@ def test_unusable_values_fail_with_a_clear_message(
         ({"redis": {"internal": {"password": "hunter2"}}}, "'password' not allowed"),
         ({"redis": {"internal": {"auth": {"password": "hunter2"}}}}, "'password' not allowed"),
         ({"redis": {"internal": {"maxmemory": "0"}}}, "/redis/internal/maxmemory"),
+        ({"networkPolicy": {"egress": {"sshPorts": [22]}}}, "'sshPorts' not allowed"),
+        ({"serviceAccount": {"annotations": {"a": "b"}}}, "'annotations' not allowed"),
+        ({"serviceAccount": {"bot": {"annotations": {"a": "b"}}}}, "'annotations' not allowed"),
+        (
+            {"clusters": [{**CLUSTERS[0], "ssh": {"key": INLINE["ssh"]["privateKey"]}}]},
+            "/clusters/0/ssh/key",
+        ),
+        (
+            {"clusters": [{**CLUSTERS[0], "kubeconfig": INLINE["kubeconfigs"]["files"]["prod-east"]}]},
+            "/clusters/0/kubeconfig",
+        ),
     ],
     ids=[
         "replicas-type",
@@ -581,8 +775,33 @@ def test_unusable_values_fail_with_a_clear_message(
         "redis-password-value",
         "redis-auth-password-value",
         "redis-maxmemory-unlimited",
+        "old-egress-ports-key",
+        "one-service-account-annotations",
+        "bot-service-account-annotations",
+        "private-key-in-clusters-file",
+        "kubeconfig-in-clusters-file",
     ],
 )
 def test_schema_rejects_wrong_values(chart: helm.Chart, values: dict[str, Any], where: str) -> None:
     with pytest.raises(helm.HelmValuesError, match=re.escape(where)):
         chart.validate_schema({**MINIMAL, **values})
+
+
+@pytest.mark.parametrize(
+    ("destination", "cidr"),
+    [
+        ("ssh", "10.0.0.0"),
+        ("ssh", "10.0.0.0/33"),
+        ("api", "300.1.2.3/8"),
+        ("api", "10.0.0/24"),
+        ("https", "s3.amazonaws.com/32"),
+        ("https", "10.0.0.0/8 "),
+        ("slack", "fd00::/129"),
+        ("slack", "fd00:::1/64"),
+        ("redis", "10.0.0.0/-1"),
+    ],
+)
+def test_schema_rejects_malformed_cidrs(chart: helm.Chart, destination: str, cidr: str) -> None:
+    values = {**MINIMAL, "networkPolicy": {"egress": {destination: {"cidrs": [cidr]}}}}
+    with pytest.raises(helm.HelmValuesError, match=re.escape(f"/networkPolicy/egress/{destination}/cidrs/0")):
+        chart.validate_schema(values)

@@ -35,11 +35,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/* A component's service account: call with (dict "ctx" $ "component" "bot"). */}}
 {{- define "drbot.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "drbot.fullname" .) .Values.serviceAccount.name }}
+{{- $name := (get .ctx.Values.serviceAccount .component).name }}
+{{- if .ctx.Values.serviceAccount.create }}
+{{- default (printf "%s-%s" (include "drbot.fullname" .ctx) .component) $name }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- default "default" $name }}
 {{- end }}
 {{- end }}
 
@@ -154,74 +156,83 @@ crash-loops at 3 a.m. because REDIS_URL is empty is worse than an install that f
 {{- toYaml (dict "clusters" $clusters) }}
 {{- end }}
 
-{{/* Environment shared by bot and worker: the contract in ARCHITECTURE.md. */}}
+{{/*
+A component's environment: call with (dict "ctx" $ "component" "bot"). Each process gets only
+the secrets it uses: the bot the Slack credentials, the workers the AWS credentials; both Redis.
+*/}}
 {{- define "drbot.env" -}}
+{{- $ctx := .ctx -}}
 - name: DRBOT_CONFIG
   value: /etc/drbot/clusters.yaml
 - name: HOME
   value: /tmp
+{{- if eq .component "bot" }}
 - name: SLACK_BOT_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ include "drbot.slackSecretName" . }}
+      name: {{ include "drbot.slackSecretName" $ctx }}
       key: SLACK_BOT_TOKEN
 - name: SLACK_SIGNING_SECRET
   valueFrom:
     secretKeyRef:
-      name: {{ include "drbot.slackSecretName" . }}
+      name: {{ include "drbot.slackSecretName" $ctx }}
       key: SLACK_SIGNING_SECRET
 - name: SLACK_APP_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ include "drbot.slackSecretName" . }}
+      name: {{ include "drbot.slackSecretName" $ctx }}
       key: SLACK_APP_TOKEN
-      optional: {{ not .Values.slack.socketMode }}
-{{- with .Values.slack.apiUrl }}
+      optional: {{ not $ctx.Values.slack.socketMode }}
+{{- with $ctx.Values.slack.apiUrl }}
 - name: SLACK_API_URL
   value: {{ . | quote }}
 {{- end }}
-{{- if .Values.redis.internal.enabled }}
-{{- include "drbot.redisPasswordEnv" (dict "ctx" . "name" "REDIS_PASSWORD") | nindent 0 }}
+{{- end }}
+{{- if $ctx.Values.redis.internal.enabled }}
+{{- include "drbot.redisPasswordEnv" (dict "ctx" $ctx "name" "REDIS_PASSWORD") | nindent 0 }}
 # Kubernetes expands $(REDIS_PASSWORD) from the entry above, so the password stays in the Secret.
 - name: REDIS_URL
-  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "drbot.redisName" .) | quote }}
-{{- else if .Values.redis.existingSecret }}
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "drbot.redisName" $ctx) | quote }}
+{{- else if $ctx.Values.redis.existingSecret }}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.redis.existingSecret }}
-      key: {{ .Values.redis.existingSecretKey }}
+      name: {{ $ctx.Values.redis.existingSecret }}
+      key: {{ $ctx.Values.redis.existingSecretKey }}
 {{- else }}
 - name: REDIS_URL
-  value: {{ .Values.redis.url | quote }}
+  value: {{ $ctx.Values.redis.url | quote }}
 {{- end }}
-{{- if include "drbot.awsConfigured" . }}
+{{- if eq .component "worker" }}
+{{- if include "drbot.awsConfigured" $ctx }}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:
-      name: {{ include "drbot.awsSecretName" . }}
+      name: {{ include "drbot.awsSecretName" $ctx }}
       key: AWS_ACCESS_KEY_ID
 - name: AWS_SECRET_ACCESS_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ include "drbot.awsSecretName" . }}
+      name: {{ include "drbot.awsSecretName" $ctx }}
       key: AWS_SECRET_ACCESS_KEY
 - name: AWS_SESSION_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ include "drbot.awsSecretName" . }}
+      name: {{ include "drbot.awsSecretName" $ctx }}
       key: AWS_SESSION_TOKEN
       optional: true
 {{- end }}
-{{- with .Values.aws.region }}
+{{- with $ctx.Values.aws.region }}
 - name: AWS_DEFAULT_REGION
   value: {{ . | quote }}
 {{- end }}
-{{- with .Values.extraEnv }}
+{{- end }}
+{{- with $ctx.Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
+{{/* A component's mounts: the clusters file for both, the SSH key and kubeconfigs for workers only. */}}
 {{- define "drbot.volumeMounts" -}}
 - name: clusters
   mountPath: /etc/drbot/clusters.yaml
@@ -229,42 +240,75 @@ crash-loops at 3 a.m. because REDIS_URL is empty is worse than an install that f
   readOnly: true
 - name: tmp
   mountPath: /tmp
-{{- if include "drbot.sshConfigured" . }}
+{{- if eq .component "worker" }}
+{{- if include "drbot.sshConfigured" .ctx }}
 - name: ssh
   mountPath: /etc/drbot/ssh
   readOnly: true
 {{- end }}
-{{- if include "drbot.kubeconfigsConfigured" . }}
+{{- if include "drbot.kubeconfigsConfigured" .ctx }}
 - name: kubeconfigs
   mountPath: /etc/drbot/kubeconfigs
   readOnly: true
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{- define "drbot.volumes" -}}
+{{- $ctx := .ctx -}}
 - name: clusters
   configMap:
-    name: {{ include "drbot.fullname" . }}-clusters
+    name: {{ include "drbot.fullname" $ctx }}-clusters
 - name: tmp
   emptyDir:
     sizeLimit: 256Mi
-{{- if include "drbot.sshConfigured" . }}
+{{- if eq .component "worker" }}
+{{- if include "drbot.sshConfigured" $ctx }}
 - name: ssh
   secret:
-    secretName: {{ include "drbot.sshSecretName" . }}
+    secretName: {{ include "drbot.sshSecretName" $ctx }}
     # Owner-only, as ssh expects of a private key; fsGroup (podSecurityContext) lets drbot's group read it.
     defaultMode: 0400
 {{- end }}
-{{- if include "drbot.kubeconfigsConfigured" . }}
+{{- if include "drbot.kubeconfigsConfigured" $ctx }}
 - name: kubeconfigs
   secret:
-    secretName: {{ include "drbot.kubeconfigsSecretName" . }}
+    secretName: {{ include "drbot.kubeconfigsSecretName" $ctx }}
     defaultMode: 0400
 {{- end }}
 {{- end }}
+{{- end }}
 
-{{/* Pod annotations that roll the pods when chart-managed config or secrets change. */}}
+{{/*
+Pod annotations that roll a component's pods when the clusters file or the inline secrets it uses
+change (a new SSH key rolls the workers, not the bot). Call with (dict "ctx" $ "component" "bot").
+*/}}
 {{- define "drbot.checksums" -}}
-checksum/clusters: {{ include "drbot.clustersFile" . | sha256sum }}
-checksum/secrets: {{ include (print .Template.BasePath "/secrets.yaml") . | sha256sum }}
+{{- $values := .ctx.Values }}
+{{- $secrets := dict "slack" $values.slack }}
+{{- if eq .component "worker" }}
+{{- $secrets = dict "ssh" $values.ssh "kubeconfigs" $values.kubeconfigs "aws" $values.aws }}
+{{- end -}}
+checksum/clusters: {{ include "drbot.clustersFile" .ctx | sha256sum }}
+checksum/secrets: {{ toJson $secrets | sha256sum }}
+{{- end }}
+
+{{/*
+One egress rule of a NetworkPolicy: TCP to `ports`, limited to the `cidrs` when any are given.
+Renders nothing for an empty port list (a rule without ports would allow every port).
+*/}}
+{{- define "drbot.egressRule" -}}
+{{- if .ports -}}
+- ports:
+    {{- range (uniq .ports) }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+  {{- with .cidrs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . | quote }}
+    {{- end }}
+  {{- end }}
+{{- end }}
 {{- end }}

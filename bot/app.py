@@ -8,6 +8,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.actions import csr, gates, runs
 from bot.commands import dr
 from bot.deps import Deps
+from bot.replay import refuse_replays
 
 
 def build_app(deps: Deps, *, token: str, signing_secret: str, api_url: str) -> AsyncApp:
@@ -18,6 +19,7 @@ def build_app(deps: Deps, *, token: str, signing_secret: str, api_url: str) -> A
         signing_secret=signing_secret,
         process_before_response=True,
     )
+    app.use(refuse_replays(deps.redis))
     dr.register(app, deps)
     gates.register(app, deps)
     csr.register(app, deps)

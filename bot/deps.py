@@ -45,11 +45,6 @@ class Deps:
             return chosen.decode()
         return cluster.language if cluster else "en"
 
-    def is_approver(self, user: str, cluster: Cluster) -> bool:
-        if user in cluster.approvers:
-            return True
-        return bool(cluster.approver_group) and user in self.group_members(cluster.approver_group)
-
     def tell_without_redis(self, body: dict[str, Any]) -> None:
         """Answer a click when Redis is down. The outbox lives in Redis, so this one answer goes
         straight to the interaction's response_url (at most once per click, well within its limits)."""
@@ -58,8 +53,9 @@ class Deps:
         if url:
             WebhookClient(url).send(text=t("error.redis"), response_type="ephemeral", replace_original=False)
 
-    def group_members(self, group: str) -> list[str]:
-        cached = self.redis.get(keys.usergroup_cache(group))
+    def group_members(self, group: str, fresh: bool = False) -> list[str]:
+        """Members of a Slack user group, cached for five minutes unless `fresh` (decisions that matter)."""
+        cached = None if fresh else self.redis.get(keys.usergroup_cache(group))
         if cached is not None:
             return list(json.loads(cached))
         try:

@@ -211,10 +211,17 @@ def runs_list(runs: Sequence[Run], procedures: Mapping[str, Procedure], language
     return "\n".join(lines)
 
 
+def escape(text: str) -> str:
+    """Text a person typed, made inert for Slack: `<!channel>`, `<!here>`, `<!subteam^…>` or `<@U…>`
+    in a note is shown, and pings nobody (Slack's own escaping of &, < and >)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def timeline_text(entries: Sequence[Entry], language: str) -> str:
     lines = []
     for entry in entries:
         when = time.strftime("%H:%M:%S", time.gmtime(entry.at))
         who = f"<@{entry.who}>" if entry.who.startswith(("U", "W")) else entry.who
-        lines.append(f"`{when}` {who} {entry.render(language)}")
+        text = entry.render(language)
+        lines.append(f"`{when}` {who} {escape(text) if isinstance(entry.text, str) else text}")
     return "\n".join(lines) or t("timeline.empty", language)

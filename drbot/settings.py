@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis
 from redis.backoff import NoBackoff

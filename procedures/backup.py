@@ -15,6 +15,7 @@ from typing import Any
 
 from kubernetes import client
 
+from procedures import params
 from procedures.i18n import Msg, msg
 from procedures.steps import (
     ALL_HOSTS,
@@ -204,6 +205,7 @@ PROCEDURE = Procedure(
     title=msg("backup.title"),
     section=SECTION,
     parameters={"host": msg("backup.param.host"), "dir": msg("backup.param.dir")},
+    checks={"host": params.control_plane_host, "dir": params.backup_path},
     report=lambda vars: backup_report(vars["backup"]),
     steps=(
         Command(

@@ -1,6 +1,11 @@
 """The clusters file: how drbot reaches each cluster (real or twin) and who may act on it.
 
-The same YAML describes a production cluster and a twin; `drbot twin up` writes one.
+The same YAML describes a production cluster and a twin; `drbot twin up` writes one. Unknown keys are
+refused, so a typo (`aprovers:`) cannot silently leave a cluster without approvers.
+
+Who may do what: approvers and operators may start procedures, and see the cluster in `/dr status`,
+`/dr timeline` and plans; only approvers may approve. Procedures start only from the cluster's
+`channels` (default: its `channel`).
 
     clusters:
       - name: prod-east
@@ -12,6 +17,9 @@ The same YAML describes a production cluster and a twin; `drbot twin up` writes 
         backup_dir: /home/core/assets/backup
         approvers: [U01ALICE, U02BOB]
         approver_group: S0SRE           # optional Slack user group whose members may approve
+        operators: [U03CAROL, S0ONCALL] # users/user groups who may start procedures (approvers may too)
+        channels: [C0123INCIDENT, "inc-*"]  # where procedures start: channel ids, or name prefixes with *
+        backup_prefixes: [/var/backups/etcd]  # where dir= and backup= may point, besides backup_dir
         ssh: {user: core, key: /etc/drbot/ssh/id_ed25519, known_hosts: /etc/drbot/ssh/known_hosts, port: 22}
         hosts:
           - {name: master-0, address: 10.0.0.10}
@@ -30,6 +38,28 @@ import yaml
 PLATFORMS = ("installer-provisioned", "user-provisioned")
 LANGUAGES = ("en", "zh-CN")
 CLUSTER_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SLACK_USER_OR_GROUP = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+CHANNEL_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]*\*$")
+ABSOLUTE_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+/?$")
+CLUSTER_KEYS = frozenset(
+    {
+        "name",
+        "language",
+        "channel",
+        "channels",
+        "platform",
+        "network_type",
+        "kubeconfig",
+        "backup_dir",
+        "backup_prefixes",
+        "approvers",
+        "approver_group",
+        "operators",
+        "ssh",
+        "hosts",
+    }
+)
 
 
 class ConfigError(ValueError):
@@ -58,6 +88,24 @@ class Cluster:
     backup_dir: str = "/home/core/assets/backup"
     approvers: tuple[str, ...] = ()
     approver_group: str = ""
+    operators: tuple[str, ...] = ()
+    """Slack users (U…, W…) and user groups (S…) who may start procedures."""
+    channels: tuple[str, ...] = ()
+    """Channel ids, and name prefixes ending in `*`, where procedures may start."""
+    backup_prefixes: tuple[str, ...] = ()
+
+    def allows_channel(self, channel_id: str, channel_name: str) -> bool:
+        for allowed in self.channels:
+            if allowed.endswith("*") and channel_name.startswith(allowed[:-1]):
+                return True
+            if allowed == channel_id:
+                return True
+        return False
+
+    @property
+    def backup_roots(self) -> tuple[str, ...]:
+        """Where `dir=` and `backup=` may point: the backup directory and the allowed prefixes."""
+        return (self.backup_dir, *self.backup_prefixes)
 
     def host(self, name: str) -> Host:
         for host in self.hosts:
@@ -115,6 +163,7 @@ def _parse_cluster(entry: Any, where: str) -> Cluster:
     if not CLUSTER_NAME.match(name):
         raise ConfigError(f"{where}: name {name!r} must be lowercase letters, digits and '-'")
     where = f"{where} ({name})"
+    _check_keys(entry, where)
     ssh = entry.get("ssh") or {}
     if not isinstance(ssh, dict):
         raise ConfigError(f"{where}: 'ssh' must be a mapping of user, key, known_hosts, port")
@@ -130,18 +179,59 @@ def _parse_cluster(entry: Any, where: str) -> Cluster:
     language = entry.get("language", "en")
     if language not in LANGUAGES:
         raise ConfigError(f"{where}: language {language!r} must be one of {', '.join(LANGUAGES)}")
+    channel = str(entry.get("channel", ""))
+    operators = _strings(entry, "operators", where)
+    for operator in operators:
+        if not SLACK_USER_OR_GROUP.match(operator):
+            raise ConfigError(
+                f"{where}: operators entry {operator!r} must be a Slack user id (U…) or user group id (S…)"
+            )
+    channels = _strings(entry, "channels", where) or ((channel,) if channel else ())
+    for allowed in channels:
+        if not (CHANNEL_ID.match(allowed) or CHANNEL_PREFIX.match(allowed)):
+            raise ConfigError(
+                f"{where}: channels entry {allowed!r} must be a channel id (C0123ABC) or a channel name "
+                "prefix ending in * (inc-*)"
+            )
     return Cluster(
         name=name,
         hosts=hosts,
-        channel=str(entry.get("channel", "")),
+        channel=channel,
         language=language,
         platform=platform,
         network_type=str(entry.get("network_type", "OVNKubernetes")),
         kubeconfig=str(entry.get("kubeconfig", "")),
-        backup_dir=str(entry.get("backup_dir", "/home/core/assets/backup")),
-        approvers=tuple(str(a) for a in entry.get("approvers") or ()),
+        backup_dir=_path(str(entry.get("backup_dir", "/home/core/assets/backup")), f"{where}: backup_dir"),
+        approvers=_strings(entry, "approvers", where),
         approver_group=str(entry.get("approver_group", "")),
+        operators=operators,
+        channels=channels,
+        backup_prefixes=tuple(
+            _path(prefix, f"{where}: backup_prefixes") for prefix in _strings(entry, "backup_prefixes", where)
+        ),
     )
+
+
+def _check_keys(entry: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(entry) - CLUSTER_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; a cluster may have: "
+            f"{', '.join(sorted(CLUSTER_KEYS))}"
+        )
+
+
+def _strings(entry: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    raw = entry.get(key) or []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: '{key}' must be a list")
+    return tuple(str(item) for item in raw)
+
+
+def _path(value: str, where: str) -> str:
+    if not ABSOLUTE_PATH.match(value) or "/../" in f"{value}/" or "/./" in f"{value}/":
+        raise ConfigError(f"{where}: {value!r} must be an absolute path of letters, digits, '.', '_' and '-'")
+    return value.rstrip("/") or "/"
 
 
 def _parse_host(raw: Any, ssh: dict[str, Any], where: str) -> Host:

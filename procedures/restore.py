@@ -27,6 +27,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from procedures import params
 from procedures import restore_api as api
 from procedures import restore_host as on_host
 from procedures.csr import approve_csrs
@@ -483,6 +484,7 @@ PROCEDURE = Procedure(
     title=msg("restore.title"),
     section=SECTION,
     parameters={"backup": msg("restore.param.backup"), "recovery-host": msg("restore.param.recovery_host")},
+    checks={"backup": params.backup_path, "recovery-host": params.control_plane_host},
     report=report,
     steps=STEPS,
 )

@@ -232,6 +232,8 @@ class Procedure:
     steps: tuple[Step, ...]
     parameters: Mapping[str, Msg] = field(default_factory=dict)
     """Optional `key=value` arguments the command accepts, with their help text."""
+    checks: Mapping[str, Callable[[str, Cluster], Msg | None]] = field(default_factory=dict)
+    """How each argument is checked before a run starts (procedures/params.py)."""
     report: Callable[[Mapping[str, Any]], Msg] | None = None
     """What a successful run reports in its status message, from the run's variables."""
 

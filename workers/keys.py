@@ -112,3 +112,8 @@ def panel(token: str) -> str:
 def requests(run_id: str) -> str:
     """List: checked clicks on a run's panels, waiting for the step that polls them."""
     return f"{PREFIX}run:{run_id}:requests"
+
+
+def seen_request(signature: str) -> str:
+    """String with a TTL: a signed Slack request already received (replays are refused)."""
+    return f"{PREFIX}seen:{signature}"

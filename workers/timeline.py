@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,14 +60,17 @@ class Timeline:
     def entries(self, incident: str) -> list[Entry]:
         return [_decode(fields) for _, fields in self.redis.xrange(keys.timeline(incident))]
 
-    def export_markdown(self, incident: str, language: str = "en") -> str:
+    def export_markdown(
+        self, incident: str, language: str = "en", entries: Sequence[Entry] | None = None
+    ) -> str:
+        """The incident's timeline (or the given `entries` of it) as a Markdown table."""
         lines = [
             f"# Incident timeline: {incident}",
             "",
             "| time (UTC) | who | what | run |",
             "|---|---|---|---|",
         ]
-        for entry in self.entries(incident):
+        for entry in self.entries(incident) if entries is None else entries:
             when = datetime.fromtimestamp(entry.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
             what = entry.render(language).replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {when} | {entry.who} | {what} | {entry.run} |")

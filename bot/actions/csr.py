@@ -13,6 +13,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from slack_bolt.async_app import AsyncApp
 
+from bot.access import may_approve
 from bot.deps import Deps
 from procedures.csr_checks import describe, offered_digest
 from procedures.i18n import t
@@ -57,8 +58,13 @@ def click(deps: Deps, body: dict[str, Any]) -> str:
         return _answer(
             deps, channel, user, t("csr.click.details", language, details=describe(view, language)), "details"
         )
-    if not deps.is_approver(user, cluster):
+    if not may_approve(deps, user, cluster, fresh=kind == "approve_flagged"):
         return _answer(deps, channel, user, t("click.not_approver", language, run=run.id), "not_approver")
+    if kind == "approve_flagged" and user == run.requester:
+        # A CSR that failed a check is exactly what a second pair of eyes is for.
+        return _answer(
+            deps, channel, user, t("csr.click.requester_flagged", language, run=run.id), "requester"
+        )
     request: dict[str, Any] = {"step": panel["step"], "user": user, "action": kind, "at": time.time()}
     if kind == "approve_all":
         if rest != offered_digest(data):

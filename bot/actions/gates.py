@@ -14,6 +14,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from slack_bolt.async_app import AsyncApp
 
+from bot.access import may_approve
 from bot.deps import Deps
 from procedures.i18n import t
 from workers.gates import Verdict, load_gate
@@ -48,7 +49,9 @@ def click(deps: Deps, body: dict[str, Any]) -> Verdict | None:
     gate = load_gate(deps.redis, token)
     run = RunStore(deps.redis).load(gate.run_id) if gate else None
     language = deps.language(channel, deps.clusters.by_name.get(run.cluster)) if run else language
-    is_approver = bool(run) and deps.is_approver(user, deps.clusters.get(run.cluster))
+    # A destructive gate re-reads the approver group: membership may have changed since it was cached.
+    fresh = bool(gate and gate.destructive)
+    is_approver = bool(run) and may_approve(deps, user, deps.clusters.get(run.cluster), fresh=fresh)
     decision = deps.control.decide(token, user, is_approver, value)
     if decision.verdict is not Verdict.ACCEPTED:
         run_id = decision.run.id if decision.run else "?"

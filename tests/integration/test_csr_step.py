@@ -164,6 +164,10 @@ def test_csr_waves_are_approved_forged_ones_flagged_and_left_pending(
     )
     assert click(deps, "U0BOB", "approve_all", f"{first['token']}|0") == "stale"
     assert click(deps, "U0BOB", "details", f"{first['token']}|forged-ghost|x") == "details"
+    ghost = views["forged-ghost"]["uid"]
+    assert (
+        click(deps, "U0ALICE", "approve_flagged", f"{first['token']}|forged-ghost|{ghost}") == "requester"
+    ), "the requester cannot approve a flagged CSR alone"
     assert (
         click(deps, "U0BOB", "approve_all", f"{first['token']}|{offered_digest(json.loads(first['data']))}")
         == "queued"

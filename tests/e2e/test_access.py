@@ -107,3 +107,16 @@ def test_a_clusters_runs_are_shown_only_to_its_operators_and_approvers(stage: St
     assert "Clusters: -." in json.loads(mallory_help)["text"]
     _, mallory_plan = stage.slack.slash("U0MALLORY", CHANNEL, "plan restore twin")
     assert "shown only to its operators and approvers" in mallory_plan
+
+
+def test_unlock_is_for_approvers_and_never_frees_a_live_runs_lock(stage: Stage) -> None:
+    _, body = stage.slack.slash("U0MALLORY", CHANNEL, "unlock twin")
+    assert "Only an approver of cluster twin may release its lock" in body
+    _, body = stage.slack.slash("U0ALICE", CHANNEL, "backup twin")
+    run_id = started_run(body)
+    _, body = stage.slack.slash("U0BOB", CHANNEL, "unlock twin")
+    assert f"held by run `{run_id}`, which is still going" in body
+    assert stage.redis().get(keys.cluster_lock("twin")) == run_id.encode()
+    wait_for_run_end(stage, run_id)
+    _, body = stage.slack.slash("U0BOB", CHANNEL, "unlock twin")
+    assert "is not locked" in body, "finishing the run released the lock"

@@ -3,6 +3,9 @@
 Producers (bot listeners, the notifier, workers) call Outbox methods, which only append JSON entries to
 the channel's list; OutboxSender (bot/outbox_sender.py) sends them in order, paced and retried.
 
+`Outbox(redis).within(pipe)` queues its calls into a caller's MULTI transaction instead, so they land
+in Redis together with the caller's other writes or not at all (the notifier advances its cursor so).
+
 A `slot` names a message (e.g. "run:abc:status"). The sender stores the ts of a successful post under
 that slot, and resolves `slot=` on update and `thread_slot=` on any call at send time: a channel's
 outbox is sent strictly in order, so the post always precedes its updates and thread replies.
@@ -18,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from bot.text_limits import MESSAGE_BYTES, fit_text, split_text
 from workers import keys
@@ -72,17 +76,24 @@ def _check_channel(channel: str) -> None:
 
 
 class Outbox:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, transaction: Pipeline | None = None) -> None:
         self.redis = redis
+        self.transaction = transaction
+
+    def within(self, transaction: Pipeline) -> Outbox:
+        """An outbox whose calls are queued into `transaction` (a pipeline in MULTI state); they reach
+        Redis when its owner executes it."""
+        return Outbox(self.redis, transaction)
 
     def _push(self, *entries: Entry) -> None:
         channel = entries[0].channel
         for entry in entries:
             entry.args = _redacted(entry.args)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = self.transaction if self.transaction is not None else self.redis.pipeline(transaction=True)
         pipe.rpush(keys.outbox(channel), *(e.to_json() for e in entries))
         pipe.sadd(keys.outbox_channels(), channel)
-        pipe.execute()
+        if self.transaction is None:
+            pipe.execute()
 
     def post(
         self,

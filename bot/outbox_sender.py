@@ -1,6 +1,12 @@
 """Sends the outbox to Slack: per channel, in order, paced, retried, never silently dropped.
 
 - One sender per channel at a time across all replicas (keys.outbox_sender(channel), a lock with a TTL).
+  The lock is extended while a Slack call is in flight, so a slow call (an upload is three HTTP requests)
+  does not let another sender take the channel and send the same entry again.
+- An entry leaves the outbox only through one Lua step that checks, atomically, that this sender still
+  holds the channel's lock and that the head of the list is still exactly the entries it sent (by the
+  digest of each stored entry, which carries the entry's unique id). A sender that lost its lock
+  removes nothing and stops serving the channel, so it can never trim an entry it did not send.
 - A 429 holds that channel for Retry-After seconds; the call stays at the head and is sent again.
 - 5xx and connection errors are retried with exponential backoff for up to `retry_budget` seconds;
   after that the entry goes to the dead-letter list (keys.outbox_dead_letters()) with an error log.
@@ -8,13 +14,17 @@
   at once, logged with the reason.
 - Channels are independent: each is served by its own task, so a held channel delays nobody else.
 
-Delivery is at least once: a process that dies between Slack's answer and the removal of the entry
-sends that entry again when the lock passes to another sender.
+Delivery is at least once, never less: an entry Slack accepted is sent again only when its sender could
+not remove it, i.e. the process died between Slack's answer and the removal, or it could not reach Redis
+to remove it, or to keep its lock for a whole TTL while the call was in flight. The lock TTL is
+`lock_ttl` seconds, by default DRBOT_OUTBOX_LOCK_TTL or 30; a channel whose sender died waits that long
+for the next one.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -22,7 +32,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,14 +62,58 @@ METHOD = {
 }
 TRANSIENT_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
-_EXTEND = (
+EXTEND_IF_OWNER = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 )
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+"""Lua: extend the lock KEYS[1] to ARGV[2] ms if ARGV[1] holds it (1), else 0. The notifier's lease too."""
+RELEASE_IF_OWNER = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+"""Lua: delete the lock KEYS[1] if ARGV[1] holds it."""
 _FORGET_IF_EMPTY = (
     "if redis.call('LLEN', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end return 0"
 )
+_TAKE = """
+-- KEYS: the channel's sender lock, its outbox, the dead letters.
+-- ARGV: the sender's owner id, a dead-letter record ('' when the call was sent), then the digests of the
+-- entries handled, in list order. Removes them only if the lock is ours and they are still the head.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 3, #ARGV do
+  local raw = redis.call('LINDEX', KEYS[2], i - 3)
+  if not raw or redis.sha1hex(raw) ~= ARGV[i] then return -1 end
+end
+if ARGV[2] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[2]) end
+redis.call('LTRIM', KEYS[2], #ARGV - 2, -1)
+return 1
+"""
+LOCK_TTL_ENV = "DRBOT_OUTBOX_LOCK_TTL"
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment variable `name`, or `default` when it is unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(f"{name} must be a number of seconds above 0, got {raw!r}")
+    return value
+
+
+def digest(raw: str | bytes) -> str:
+    """The identity of a stored entry as the take script computes it (redis.sha1hex). Each entry carries
+    a unique id, so its digest names that one entry; hashing the stored bytes instead of parsing JSON in
+    Lua means Python and Redis can never disagree about which entry is at the head."""
+    return hashlib.sha1(raw.encode() if isinstance(raw, str) else raw).hexdigest()
+
+
+class NotOwner(Exception):
+    """The channel's head is not ours to remove (its lock passed to another sender, or the head is not
+    what was sent): stop serving the channel and leave the head where it is."""
 
 
 def make_web_client(token: str | None = None, base_url: str | None = None, timeout: int = 15) -> WebClient:
@@ -80,6 +136,14 @@ class Outcome:
 
 
 @dataclass
+class Head:
+    """The entry to send next and the digests of the list items it stands for (collapsed updates)."""
+
+    entry: Entry
+    digests: list[str]
+
+
+@dataclass
 class _ChannelState:
     not_before: float = 0.0
     failures: int = 0
@@ -97,7 +161,7 @@ class OutboxSender:
         web_client: WebClient,
         *,
         pacer: Pacer | None = None,
-        lock_ttl: float = 30.0,
+        lock_ttl: float | None = None,
         retry_budget: float = 600.0,
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
@@ -107,18 +171,19 @@ class OutboxSender:
         self.redis = redis
         self.client = web_client
         self.pacer = pacer or Pacer()
-        self.lock_ttl_ms = int(lock_ttl * 1000)
+        self.lock_ttl_ms = int((lock_ttl or env_seconds(LOCK_TTL_ENV, 30.0)) * 1000)
         self.retry_budget = retry_budget
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_parallel = max_parallel
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.stats = {"sent": 0, "coalesced": 0, "ratelimited": 0, "retried": 0, "dead": 0}
+        self.stats = {"sent": 0, "coalesced": 0, "ratelimited": 0, "retried": 0, "dead": 0, "lost_lock": 0}
         self._states: dict[str, _ChannelState] = {}
         self._stats_lock = threading.Lock()
-        self._extend = redis.register_script(_EXTEND)
-        self._release = redis.register_script(_RELEASE)
+        self._extend = redis.register_script(EXTEND_IF_OWNER)
+        self._release = redis.register_script(RELEASE_IF_OWNER)
         self._forget = redis.register_script(_FORGET_IF_EMPTY)
+        self._take_script = redis.register_script(_TAKE)
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -130,14 +195,41 @@ class OutboxSender:
     def _hold_lock(self, channel: str) -> bool:
         key = keys.outbox_sender(channel)
         if self.redis.set(key, self.owner, nx=True, px=self.lock_ttl_ms):
+            # A fresh hold: failures counted before belong to a head others may have sent since.
+            self._states[channel] = _ChannelState()
             return True
         return bool(self._extend(keys=[key], args=[self.owner, self.lock_ttl_ms]))
+
+    @contextmanager
+    def _lock_kept(self, channel: str) -> Iterator[None]:
+        """Extend the channel's lock every third of its TTL while the block runs (a Slack call, which
+        may outlast the TTL); stops once the lock turns out to be someone else's."""
+        done = threading.Event()
+        key = keys.outbox_sender(channel)
+
+        def keep() -> None:
+            while not done.wait(self.lock_ttl_ms / 3000):
+                try:
+                    if not self._extend(keys=[key], args=[self.owner, self.lock_ttl_ms]):
+                        log.warning("outbox: lost the lock of %s during a Slack call", channel)
+                        return
+                except RedisError as exc:
+                    # Keep trying: the take script decides at the end whether the lock is still ours.
+                    log.warning("outbox: cannot extend the lock of %s: %s", channel, exc)
+
+        keeper = threading.Thread(target=keep, name=f"outbox-lock-{channel}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def channels(self) -> list[str]:
         return sorted(_text(c) for c in self.redis.smembers(keys.outbox_channels()))
 
-    def _head(self, channel: str) -> tuple[Entry, int] | None:
-        """The entry to send next and how many list items it stands for (collapsed updates)."""
+    def _head(self, channel: str) -> Head | None:
+        """The entry to send next and the items it stands for (consecutive updates of one slot collapse)."""
         key = keys.outbox(channel)
         raw = self.redis.lindex(key, 0)
         if raw is None:
@@ -145,9 +237,9 @@ class OutboxSender:
         try:
             entry = Entry.from_json(raw)
         except (ValueError, TypeError) as exc:
-            self._dead(channel, {"raw": _text(raw)}, f"unreadable entry: {exc}", 1)
+            self._dead(channel, {"raw": _text(raw)}, f"unreadable entry: {exc}", [digest(raw)])
             return self._head(channel)
-        consumed = 1
+        head = Head(entry, [digest(raw)])
         if entry.op == "update":
             for item in self.redis.lrange(key, 1, COALESCE_WINDOW - 1):
                 try:
@@ -156,13 +248,23 @@ class OutboxSender:
                     break
                 if nxt.op != "update" or nxt.slot != entry.slot:
                     break
-                entry, consumed = nxt, consumed + 1
-        return entry, consumed
+                head.entry = nxt
+                head.digests.append(digest(item))
+        return head
 
-    def _remove(self, channel: str, count: int) -> None:
-        self.redis.ltrim(keys.outbox(channel), count, -1)
+    def _take(self, channel: str, digests: list[str], dead_record: str = "") -> None:
+        """Remove the handled entries (dead-lettering them when `dead_record` is given), only while this
+        sender holds the channel's lock and they are still its head; raises NotOwner otherwise."""
+        answer = self._take_script(
+            keys=[keys.outbox_sender(channel), keys.outbox(channel), keys.outbox_dead_letters()],
+            args=[self.owner, dead_record, *digests],
+        )
+        if answer == 0:
+            raise NotOwner(f"the lock of {channel} passed to another sender; leaving the head to it")
+        if answer != 1:
+            raise NotOwner(f"the head of {channel} is not what was sent; leaving it to be read again")
 
-    def _dead(self, channel: str, entry: dict[str, Any], reason: str, count: int) -> None:
+    def _dead(self, channel: str, entry: dict[str, Any], reason: str, digests: list[str]) -> None:
         record = {
             "channel": channel,
             "entry": entry,
@@ -170,8 +272,7 @@ class OutboxSender:
             "at": time.time(),
             "sender": self.owner,
         }
-        self.redis.rpush(keys.outbox_dead_letters(), json.dumps(record))
-        self._remove(channel, count)
+        self._take(channel, digests, json.dumps(record))
         self._count("dead")
         log.error(
             "outbox: gave up on a %s to %s: %s (kept in %s)",
@@ -249,57 +350,67 @@ class OutboxSender:
 
     def service(self, channel: str) -> int:
         """Send the channel's due entries until it is empty or must wait; returns how many were handled."""
-        state = self._state(channel)
         handled = 0
-        while True:
-            if state.not_before > time.monotonic() or not self._hold_lock(channel):
-                return handled
-            head = self._head(channel)
-            if head is None:
-                self._forget(keys=[keys.outbox(channel), keys.outbox_channels()], args=[channel])
-                self._release(keys=[keys.outbox_sender(channel)], args=[self.owner])
-                return handled
-            entry, consumed = head
-            method = METHOD[entry.op]
-            wait = self.pacer.acquire(channel, method)
-            if wait > 0:
-                state.not_before = time.monotonic() + wait
-                return handled
-            outcome = self._send(entry)
-            if outcome.kind == "wait":
-                self._count("ratelimited")
-                self.pacer.hold(channel, outcome.retry_after, method)
-                state.not_before = time.monotonic() + outcome.retry_after
-                log.info(
-                    "outbox: %s rate limited on %s, waiting %.0f s", method, channel, outcome.retry_after
-                )
-                return handled
-            if outcome.kind == "retry":
-                if self._retry_later(channel, state, entry, outcome, consumed, time.monotonic()):
-                    return handled
-            elif outcome.kind == "dead":
-                self._dead(channel, json.loads(entry.to_json()), outcome.reason, consumed)
-            else:
-                self._remove(channel, consumed)
-                self._count("sent")
-                self._count("coalesced", consumed - 1)
-            state.failures, state.first_failure = 0, None
-            handled += consumed
+        try:
+            while count := self._service_one(channel):
+                handled += count
+        except NotOwner as lost:
+            self._count("lost_lock")
+            log.warning("outbox: %s", lost)
+        return handled
+
+    def _service_one(self, channel: str) -> int:
+        """Send the channel's head if it is due; returns the list items handled, 0 when the channel is
+        empty or must wait."""
+        if self._state(channel).not_before > time.monotonic() or not self._hold_lock(channel):
+            return 0
+        state = self._state(channel)
+        head = self._head(channel)
+        if head is None:
+            self._forget(keys=[keys.outbox(channel), keys.outbox_channels()], args=[channel])
+            self._release(keys=[keys.outbox_sender(channel)], args=[self.owner])
+            return 0
+        method = METHOD[head.entry.op]
+        wait = self.pacer.acquire(channel, method)
+        if wait > 0:
+            state.not_before = time.monotonic() + wait
+            return 0
+        with self._lock_kept(channel):
+            outcome = self._send(head.entry)
+        if outcome.kind == "wait":
+            self._count("ratelimited")
+            self.pacer.hold(channel, outcome.retry_after, method)
+            state.not_before = time.monotonic() + outcome.retry_after
+            log.info("outbox: %s rate limited on %s, waiting %.0f s", method, channel, outcome.retry_after)
+            return 0
+        if outcome.kind == "retry":
+            if self._retry_later(channel, state, head, outcome, time.monotonic()):
+                return 0
+        elif outcome.kind == "dead":
+            self._dead(channel, json.loads(head.entry.to_json()), outcome.reason, head.digests)
+        else:
+            self._take(channel, head.digests)
+            self._count("sent")
+            self._count("coalesced", len(head.digests) - 1)
+        state.failures, state.first_failure = 0, None
+        return len(head.digests)
 
     def _retry_later(
-        self, channel: str, state: _ChannelState, entry: Entry, outcome: Outcome, consumed: int, now: float
+        self, channel: str, state: _ChannelState, head: Head, outcome: Outcome, now: float
     ) -> bool:
         """True when the channel must wait before retrying; False once the entry was dead-lettered."""
         state.failures += 1
         state.first_failure = state.first_failure or now
         if now - state.first_failure >= self.retry_budget:
             reason = f"still failing after {now - state.first_failure:.0f} s: {outcome.reason}"
-            self._dead(channel, json.loads(entry.to_json()), reason, consumed)
+            self._dead(channel, json.loads(head.entry.to_json()), reason, head.digests)
             return False
         delay = backoff_delay(state.failures, self.backoff_base, self.backoff_cap)
         state.not_before = now + delay
         self._count("retried")
-        log.warning("outbox: %s to %s failed (%s); retry in %.1f s", entry.op, channel, outcome.reason, delay)
+        log.warning(
+            "outbox: %s to %s failed (%s); retry in %.1f s", head.entry.op, channel, outcome.reason, delay
+        )
         return True
 
     def drain_once(self) -> int:

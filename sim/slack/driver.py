@@ -137,15 +137,24 @@ class SlackSim:
         retry_after: int = 1,
         error: str | None = None,
         channel: str | None = None,
+        delay: float = 0.0,
     ) -> None:
         """Answer the next `count` calls (to `method` and/or `channel`, or any) with this fault.
 
         status 429 sends Retry-After: retry_after and {"ok":false,"error":"ratelimited"}; 500/503 send an
-        HTTP error; status 200 with error="..." sends an ok:false answer. Methods include the Web API
-        names plus "response_url" and "files.upload" (the raw upload step).
+        HTTP error; status 200 with error="..." sends an ok:false answer; `delay` holds each call that
+        many seconds first. Methods include the Web API names plus "response_url" and "files.upload"
+        (the raw upload step).
         """
         channel_id = self.channel_id(channel) if channel is not None else None
-        self.server.faults.add(Fault(count, status, method, retry_after, error, channel_id))
+        self.server.faults.add(Fault(count, status, method, retry_after, error, channel_id, delay))
+
+    def delay(
+        self, seconds: float, count: int = 1, method: str | None = None, channel: str | None = None
+    ) -> None:
+        """Answer the next `count` calls (to `method` and/or `channel`, or any) normally, but only after
+        `seconds`: the call takes effect late, as on a slow Slack, even if the caller gave up meanwhile."""
+        self.inject(200, count, method, channel=channel, delay=seconds)
 
     def clear_faults(self) -> None:
         self.server.faults.clear()

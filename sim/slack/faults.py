@@ -1,7 +1,9 @@
 """Faults the simulator injects on request, and Slack's per-channel posting limit.
 
 A fault answers the next N matching calls with an HTTP error (429 with Retry-After, 500, 503) or with a
-200 `ok:false` error, without changing any state, as a failed call to Slack would.
+200 `ok:false` error, without changing any state, as a failed call to Slack would. A fault with a
+`delay` holds each matching call that long first; with status 200 and no error it then answers the call
+normally (it takes effect, late), as a slow Slack does.
 """
 
 from __future__ import annotations
@@ -23,14 +25,24 @@ class Fault:
     retry_after: int = 1
     error: str | None = None
     channel: str | None = None
+    delay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ValueError(f"fault count must be at least 1, got {self.count}")
         if self.status not in (200, 429) and self.status < 400:
             raise ValueError(f"fault status must be 200 (with error), 429 or 4xx/5xx, got {self.status}")
-        if self.status == 200 and not self.error:
-            raise ValueError("a fault with status 200 needs an error code, e.g. error='channel_not_found'")
+        if self.delay < 0:
+            raise ValueError(f"fault delay must be 0 or more seconds, got {self.delay}")
+        if self.status == 200 and not self.error and not self.delay:
+            raise ValueError(
+                "a fault with status 200 needs an error code (e.g. error='channel_not_found') or a delay"
+            )
+
+    @property
+    def refuses(self) -> bool:
+        """True when the call is answered with an error; False for a delay that then answers normally."""
+        return self.status != 200 or self.error is not None
 
     @property
     def body_error(self) -> str:

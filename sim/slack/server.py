@@ -5,7 +5,8 @@ Routes, all on one loopback port:
   /response/{token}  response_urls handed out with slash commands and clicks
   /upload/{file_id}  the raw upload step of files_upload_v2
   /link              Socket Mode WebSocket (apps.connections.open points here)
-  /_sim/faults       POST {"count", "status", "method", "retry_after", "error", "channel"} queues faults;
+  /_sim/faults       POST {"count", "status", "method", "retry_after", "error", "channel", "delay"} queues
+                     faults (status 200 without error plus a delay: a slow call that succeeds);
                      DELETE clears them
   /_sim/ratelimit    POST {"enabled", "per_second", "burst"} switches chat.postMessage enforcement
   /_sim/calls        GET: every recorded call as JSON
@@ -206,10 +207,16 @@ class SlackServer:
     def _record(self, method: str, args: dict[str, Any], status: int, error: str | None = None) -> None:
         self.ws.record(Call(method, args, time.time(), status, error))
 
-    def _fault_response(self, method: str, args: dict[str, Any]) -> web.Response | None:
+    async def _fault_response(self, method: str, args: dict[str, Any]) -> web.Response | None:
+        """The error answer of a fault that matches this call, after its delay; None to answer normally.
+        The delay sleeps on the event loop, so other calls are answered meanwhile, as Slack would."""
         channel = args.get("channel") or args.get("channel_id")
         fault = self.faults.take(method, str(channel) if channel else None)
         if fault is None:
+            return None
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if not fault.refuses:
             return None
         self._record(method, args, fault.status, fault.body_error)
         headers = {"Retry-After": str(fault.retry_after)} if fault.status == 429 else None
@@ -235,7 +242,7 @@ class SlackServer:
         if token != expected:
             self._record(method, args, 200, "invalid_auth")
             return _json(200, {"ok": False, "error": "invalid_auth"})
-        faulted = self._fault_response(method, args)
+        faulted = await self._fault_response(method, args)
         if faulted is not None:
             return faulted
         if method == "chat.postMessage" and self.posting_limit is not None:
@@ -262,7 +269,7 @@ class SlackServer:
         except ValueError:
             payload = None
         args = {"token": token, "payload": payload}
-        faulted = self._fault_response("response_url", args)
+        faulted = await self._fault_response("response_url", args)
         if faulted is not None:
             return faulted
         status, body = self.response_urls.post(token, payload)
@@ -273,7 +280,7 @@ class SlackServer:
         file_id = request.match_info["file_id"]
         data = await request.read()
         args = {"file_id": file_id, "length": len(data)}
-        faulted = self._fault_response("files.upload", args)
+        faulted = await self._fault_response("files.upload", args)
         if faulted is not None:
             return faulted
         with self.ws.lock:

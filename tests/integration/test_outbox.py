@@ -231,3 +231,76 @@ def test_two_senders_share_the_outbox_without_reordering(redis: Redis, slack: Sl
             thread.join()
     assert texts(slack, "C0A") == [f"A-{i:02d}" for i in range(20)]
     assert texts(slack, "C0B") == [f"B-{i:02d}" for i in range(20)]
+
+
+def test_a_call_that_outlasts_the_lock_ttl_keeps_the_channel_and_is_sent_once(
+    redis: Redis, slack: SlackSim
+) -> None:
+    outbox = Outbox(redis)
+    for i in range(4):
+        outbox.post("C0A", f"A-{i}")
+    slack.delay(1.5, count=2, method="chat.postMessage", channel="C0A")
+    slow, other = sender_for(redis, slack), sender_for(redis, slack)
+    slow.lock_ttl_ms = other.lock_ttl_ms = 400
+    first = threading.Thread(target=slow.service, args=("C0A",))
+    first.start()
+    try:
+        slack.wait_for(lambda: slack.server.faults.pending() == 1, 5)
+        # The first call now sleeps in Slack for 1.5 s, almost four lock TTLs: the other sender keeps
+        # trying to take the channel, as a second replica would.
+        while first.is_alive():
+            assert other.service("C0A") == 0
+            time.sleep(0.05)
+    finally:
+        first.join()
+    assert slow.stats["sent"] == 4 and slow.stats["lost_lock"] == 0
+    assert texts(slack, "C0A") == [f"A-{i}" for i in range(4)]
+    assert len(slack.calls("chat.postMessage")) == 4
+    assert outbox.pending("C0A") == 0
+
+
+def test_a_sender_that_lost_its_lock_removes_nothing(redis: Redis, slack: SlackSim) -> None:
+    outbox = Outbox(redis)
+    outbox.post("C0A", "first")
+    outbox.post("C0A", "second")
+    slack.delay(1.0, count=1, method="chat.postMessage", channel="C0A")
+    stalled, taker = sender_for(redis, slack), sender_for(redis, slack)
+    first = threading.Thread(target=stalled.service, args=("C0A",))
+    first.start()
+    try:
+        slack.wait_for(lambda: slack.server.faults.pending() == 0, 5)
+        # While "first" sleeps in Slack, its sender's lock lapses, as it does when the sender cannot
+        # reach Redis for a whole TTL, and another sender takes the channel and sends everything.
+        redis.delete(keys.outbox_sender("C0A"))
+        assert taker.service("C0A") == 2
+        outbox.post("C0A", "third")
+    finally:
+        first.join()
+    # The stalled sender's removal finds the lock gone and leaves "third", which it never sent, alone.
+    assert stalled.stats == {**stalled.stats, "sent": 0, "lost_lock": 1}
+    assert [json.loads(raw)["args"]["text"] for raw in redis.lrange(keys.outbox("C0A"), 0, -1)] == ["third"]
+    assert taker.service("C0A") == 1
+    # "first" twice: at least once when a lock is lost in flight (documented), never dropped.
+    assert texts(slack, "C0A") == ["first", "second", "first", "third"]
+    assert dead_letters(redis) == []
+
+
+def test_a_refusal_is_dead_lettered_only_by_the_lock_holder(redis: Redis, slack: SlackSim) -> None:
+    outbox = Outbox(redis)
+    outbox.post("C0A", "refused once, slowly")
+    slack.inject(200, error="channel_not_found", delay=1.0, method="chat.postMessage", channel="C0A")
+    stalled = sender_for(redis, slack)
+    first = threading.Thread(target=stalled.service, args=("C0A",))
+    first.start()
+    try:
+        slack.wait_for(lambda: slack.server.faults.pending() == 0, 5)
+        redis.set(keys.outbox_sender("C0A"), "another-replica")
+    finally:
+        first.join()
+    # The refusal came back after the channel had passed to another sender: the entry is that
+    # sender's to judge, so it is neither dead-lettered nor removed here.
+    assert stalled.stats["dead"] == 0 and stalled.stats["lost_lock"] == 1
+    assert dead_letters(redis) == [] and outbox.pending("C0A") == 1
+    redis.delete(keys.outbox_sender("C0A"))
+    assert sender_for(redis, slack).service("C0A") == 1
+    assert texts(slack, "C0A") == ["refused once, slowly"]

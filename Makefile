@@ -11,7 +11,7 @@ demo: setup
 
 test: setup
 	uv run ruff check .
-	uv run pytest -q
+	uv run pytest -q -n 3 --dist loadgroup
 
 lint: setup
 	uv run ruff check .

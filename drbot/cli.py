@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from drbot.settings import Settings, SettingsError
 from procedures.clusters import LANGUAGES, ConfigError
 from procedures.plan import render_text
 from procedures.registry import PROCEDURES
+from workers.redact import install_log_redaction, redact, register_environment_secrets
 from workers.timeline import Timeline
 
 
@@ -26,10 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Before anything runs: every log line and uncaught traceback of this process is redacted, and the
+    # secrets it was given (Slack tokens, the Redis password, AWS keys) are redacted wherever they appear.
+    install_log_redaction()
+    register_environment_secrets(os.environ)
     try:
         return int(args.func(args) or 0)
     except (SettingsError, ConfigError) as error:
-        print(f"drbot: {error}", file=sys.stderr)
+        print(f"drbot: {redact(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -92,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.deps import Deps
     from bot.notifier import Notifier
     from bot.outbox import Outbox
-    from bot.outbox_sender import OutboxSender
+    from bot.outbox_sender import OutboxSender, make_web_client
     from bot.server import Background, serve
 
     settings = Settings.from_env()
@@ -108,7 +114,10 @@ def _serve(args: argparse.Namespace) -> int:
         clusters,
         lambda run: deps.language(run.channel, clusters.by_name.get(run.cluster)),
     )
-    background = Background(notifier, OutboxSender(redis, web), threading.Event())
+    # The sender's client never retries by itself: a retried chat.postMessage can post twice, and
+    # the outbox already retries with its own pacing.
+    sender = OutboxSender(redis, make_web_client(settings.slack_bot_token, settings.slack_api_url))
+    background = Background(notifier, sender, threading.Event())
     app = build_app(
         deps,
         token=settings.slack_bot_token,

@@ -3,7 +3,10 @@
 Every value the restore needs about a host comes from that host's own files, as the runbook reads
 them (step 5): the member name from restore-etcd-pod/pod.yaml (`export ETCD_NAME=${NODE_<x>_ETCD_NAME}`
 and that variable's `value:`), the peer IP from etcd-scripts/etcd.env (`NODE_<name with . and - as
-_>_IP`). Nothing here touches SSH; the functions take text and return data or raise ParseError.
+_>_IP`), the etcdctl image from etcd-pod.yaml; the restore uuid from uuidgen and the snapshot's
+checksum from sha256sum. Each such value is checked against its pattern (procedures/restore_values.py)
+as it is read, so nothing a host wrote reaches a command unless it is what it claims to be. Nothing
+here touches SSH; the functions take text and return data or raise ParseError or UntrustedValue.
 """
 
 from __future__ import annotations
@@ -16,6 +19,27 @@ from dataclasses import dataclass
 
 import yaml
 
+from procedures.restore_values import (
+    DNS_1123_NAME,
+    IMAGE,
+    IP_ADDRESS,
+    MEMBER_ID,
+    PEER_URL,
+    SHA256,
+    UUID,
+    checked,
+)
+
+ETCD_CONFIGMAPS = "/etc/kubernetes/static-pod-resources/etcd-certs/configmaps"
+RESTORE_POD_YAML = f"{ETCD_CONFIGMAPS}/restore-etcd-pod/pod.yaml"
+ETCD_ENV = f"{ETCD_CONFIGMAPS}/etcd-scripts/etcd.env"
+MANIFESTS_BACKUP = "/root/manifests-backup"
+ETCD_POD_FILES = ("/etc/kubernetes/manifests/etcd-pod.yaml", f"{MANIFESTS_BACKUP}/etcd-pod.yaml")
+"""Where the etcdctl image is read: the manifest, or its backup once step 3 has moved it there."""
+OLD_MEMBER_DATA = "/home/core/assets/old-member-data"
+SNAPSHOT_MISSING = "missing"
+"""What the snapshot check prints instead of a checksum on a host without the snapshot."""
+ADDED_MEMBER_SOURCE = "an `added member` line of etcdctl snapshot restore"
 SECTION_MARK = "@@drbot-section "
 ETCD_NAME_EXPORT = re.compile(r"export\s+ETCD_NAME=\$\{?(NODE_[A-Za-z0-9_]+_ETCD_NAME)\}?")
 ENV_LINE = re.compile(r'^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|\'([^\']*)\'|(\S*))\s*$')
@@ -63,15 +87,27 @@ def etcd_name_from_restore_pod(text: str) -> str:
         pod = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ParseError(f"restore-etcd-pod/pod.yaml is not valid YAML: {error}") from None
-    spec = pod.get("spec") if isinstance(pod, dict) else None
-    containers = (spec.get("containers") if isinstance(spec, dict) else None) or []
-    for container in containers:
-        for item in container.get("env") or []:
-            if item.get("name") == variable and str(item.get("value") or "").strip():
-                return str(item["value"]).strip()
+    for item in _env_items(pod):
+        if item.get("name") == variable and str(item.get("value") or "").strip():
+            return checked(
+                str(item["value"]).strip(), DNS_1123_NAME, what="ETCD_NAME", source=RESTORE_POD_YAML
+            )
     raise ParseError(
         f"restore-etcd-pod/pod.yaml exports ETCD_NAME=${{{variable}}} but sets no value for {variable}"
     )
+
+
+def _env_items(pod: object) -> list[dict[str, object]]:
+    """The env entries of a pod's containers; what is not shaped like a pod (a host wrote it) is skipped."""
+    spec = pod.get("spec") if isinstance(pod, dict) else None
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    return [
+        item
+        for container in (containers if isinstance(containers, list) else [])
+        if isinstance(container, dict) and isinstance(container.get("env"), list)
+        for item in container["env"]
+        if isinstance(item, dict)
+    ]
 
 
 def env_key(etcd_name: str) -> str:
@@ -94,13 +130,50 @@ def peer_ip_from_etcd_env(text: str, etcd_name: str) -> str:
     value = parse_env_file(text).get(variable, "").strip()
     if not value:
         raise ParseError(f"etcd-scripts/etcd.env has no {variable} for member {etcd_name}")
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
+    return checked(value, IP_ADDRESS, what=variable, source=ETCD_ENV)
+
+
+def etcdctl_image(text: str) -> str:
+    """The etcdctl container's image, as the runbook's jq (`select(.name=="etcdctl")|.image`) printed it."""
+    image = text.strip()
+    if not image or image == "null":
+        raise ParseError(f"no etcdctl container image in {' or '.join(ETCD_POD_FILES)}")
+    return checked(image, IMAGE, what="the etcdctl image", source=" or ".join(ETCD_POD_FILES))
+
+
+def restore_uuid(text: str) -> str:
+    """The uuid uuidgen printed: used in the initial cluster token and in paths that are removed."""
+    return checked(text.strip(), UUID, what="the restore uuid", source="uuidgen")
+
+
+def snapshot_sum(text: str, path: str) -> str:
+    """sha256sum's checksum of the snapshot on a host, or SNAPSHOT_MISSING."""
+    value = (text.split() or [""])[0]
+    if value == SNAPSHOT_MISSING:
+        return value
+    return checked(value, SHA256, what="the checksum", source=f"sha256sum {path}")
+
+
+def read_member(host: str, output: str) -> tuple[Member, str]:
+    """The member and the etcdctl image one host's files describe; ParseError says what is missing,
+    UntrustedValue what does not look like what it claims to be."""
+    found = sections(output)
+    if not found.get("pod.yaml"):
+        raise ParseError(f"{RESTORE_POD_YAML} is missing or empty")
+    if not found.get("etcd.env"):
+        raise ParseError(f"{ETCD_ENV} is missing or empty")
+    name = etcd_name_from_restore_pod(found["pod.yaml"])
+    ip = peer_ip_from_etcd_env(found["etcd.env"], name)
+    image = etcdctl_image(found.get("image", ""))
+    missing = found.get("missing-tools", "").split()
+    if missing:
+        raise ParseError(f"missing tools: {', '.join(missing)}")
+    if found.get("old-member-data", "").strip():
         raise ParseError(
-            f"etcd-scripts/etcd.env sets {variable}={value!r}, which is not an IP address"
-        ) from None
-    return value
+            f"{OLD_MEMBER_DATA} is not empty (an earlier restore left data there, maybe the only copy): "
+            "move it elsewhere, then start again"
+        )
+    return Member(host=host, name=name, ip=ip), image
 
 
 def initial_cluster(members: Sequence[Member]) -> str:
@@ -131,7 +204,10 @@ class AddedMember:
 
 
 def added_members(output: str) -> list[AddedMember]:
-    """The `added member` lines, in zap's JSON form (etcd 3.4/3.5) or its console form (as the docs show)."""
+    """The `added member` lines, in zap's JSON form (etcd 3.4/3.5) or its console form (as the docs show).
+
+    Their ids and peer URLs are shown to the approvers and compared across hosts, so each must be what it
+    claims to be (UntrustedValue otherwise)."""
     found: list[AddedMember] = []
     for line in output.splitlines():
         if "added member" not in line:
@@ -141,14 +217,21 @@ def added_members(output: str) -> list[AddedMember]:
             urls = fields["added-peer-peer-urls"]
             found.append(
                 AddedMember(
-                    str(fields["cluster-id"]),
-                    str(fields["added-peer-id"]),
-                    tuple(str(u) for u in (urls if isinstance(urls, list) else [urls])),
+                    _checked_id(fields["cluster-id"], "the cluster id"),
+                    _checked_id(fields["added-peer-id"], "the member id"),
+                    tuple(
+                        checked(str(u), PEER_URL, what="the peer URL", source=ADDED_MEMBER_SOURCE)
+                        for u in (urls if isinstance(urls, list) else [urls])
+                    ),
                 )
             )
         except KeyError as missing:
             raise ParseError(f"an `added member` line lacks {missing}: {line.strip()[:300]}") from None
     return sorted(found)
+
+
+def _checked_id(value: object, what: str) -> str:
+    return checked(str(value), MEMBER_ID, what=what, source=ADDED_MEMBER_SOURCE)
 
 
 def _json_fields(line: str) -> dict[str, object]:

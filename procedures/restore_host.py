@@ -16,6 +16,7 @@ from typing import Any
 
 from procedures.i18n import Msg, msg
 from procedures.restore_preflight import CLUSTER_RESTORE, backup_dir
+from procedures.restore_values import DEVICE, IP_INTERFACE, UntrustedValue, checked
 from procedures.steps import CommandResult, Outcome, StepContext, StepFailed, all_ok
 
 MANIFESTS = "/etc/kubernetes/manifests"
@@ -211,7 +212,7 @@ def remove_vips(ctx: StepContext) -> Outcome:
         if not listing.ok:
             raise StepFailed(msg("restore.ip_failed", host=host.name, reason=listing.error or listing.stderr))
         for address in vips_held(listing.stdout, vips):
-            command = f"ip address del {shlex.quote(address.cidr)} dev {shlex.quote(address.device)}"
+            command = delete_address_command(host.name, address)
             (deleted,) = ctx.run([host], command, sudo=True, timeout=30)
             if not deleted.ok:
                 raise StepFailed(
@@ -219,6 +220,16 @@ def remove_vips(ctx: StepContext) -> Outcome:
                 )
             removed.append(f"{host.name}: {address.cidr} dev {address.device}")
     return Outcome(True, msg("restore.vips_removed", removed="; ".join(removed) or "-"))
+
+
+def delete_address_command(host: str, address: Address) -> str:
+    """`ip address del VIP/PREFIX dev DEV`, once the prefix and the device the host printed are checked."""
+    try:
+        cidr = checked(address.cidr, IP_INTERFACE, what="the address", source="ip -o address")
+        device = checked(address.device, DEVICE, what="the device", source="ip -o address")
+    except UntrustedValue as error:
+        raise StepFailed(msg("restore.untrusted_address", host=host, problem=str(error))) from None
+    return f"ip address del {shlex.quote(cidr)} dev {shlex.quote(device)}"
 
 
 def recovery_holds_vip(ctx: StepContext) -> tuple[bool, Msg]:

@@ -8,12 +8,13 @@ procedure then places its start approval (6) after them, with `start_prompt` or 
    (restore script, etcd scripts, kubelet, etcd data, keepalived manifest and its VIPs, the
    release version in the static-pod resources, /etc/mco/proxy.env, the backup files in the backup
    directory). Any host that cannot be reached stops the run here: the runbook needs every
-   control-plane host (5.4.2.2 step 2).
+   control-plane host (5.4.2.2 step 2). So does a backup file name or VIP that does not match its
+   pattern (restore_values.py): the hosts do not vouch for each other.
 2. `check-recovery-host` (Call): the `recovery-host=` option, if given, must name a control-plane
    host that is healthy and holds the backup; otherwise the reason is given.
 3. `choose-recovery-host` (Choice, var `recovery_host`): among the healthy hosts that hold a
    complete backup; preset by `recovery-host=HOST`, taken without asking when only one qualifies.
-4. `check-backup` (Command, recovery host): the newest snapshot_<ts>.db has its
+4. `check-backup` (Command, recovery host): the newest snapshot_<ts>.db (a checked name) has its
    static_kuberesources_<ts>.tar.gz (cluster-restore.sh takes the newest of each), etcdctl can
    read the snapshot, and backup-info_<ts>.json says which version the backup belongs to.
 5. `check-cluster` (Call): the cluster version (API, else the hosts' static-pod resources) must be
@@ -46,6 +47,15 @@ from kubernetes import client
 from procedures.clusters import ConfigError
 from procedures.i18n import Msg, msg
 from procedures.kube import call
+from procedures.restore_values import (
+    IP_ADDRESS,
+    RESOURCES_NAME,
+    SNAPSHOT_NAME,
+    UntrustedValue,
+    backup_file_problems,
+    checked,
+    refusal,
+)
 from procedures.steps import (
     ALL_HOSTS,
     Call,
@@ -81,7 +91,10 @@ def backup_dir(ctx: StepContext) -> str:
 
 
 def probe_command(script: str, directory: str) -> str:
-    """One key=value line per fact, then file=NAME per backup file, then proxy:LINE per proxy.env line."""
+    """One key=value line per fact, then file=NAME per backup file, then proxy:LINE per proxy.env line.
+
+    `ls -b` prints a newline or other control character in a file name as a C escape: one name is one
+    line, and a name with such a character fails its pattern instead of passing as two names."""
     quoted = shlex.quote(directory)
     return "; ".join(
         (
@@ -96,7 +109,7 @@ def probe_command(script: str, directory: str) -> str:
             " 2>/dev/null | sort -u | tr '\\n' ' ')",
             f"echo version=$(cat $(ls -vd {KAS_VERSION_FILES} 2>/dev/null | tail -1) 2>/dev/null)",
             "echo free_kib=$(df -Pk /var/lib | awk 'NR==2 {print $4}')",
-            f"(cd {quoted} 2>/dev/null && ls -1v snapshot_*.db static_kuberesources_*.tar.gz "
+            f"(cd {quoted} 2>/dev/null && ls -1bv snapshot*.db static_kuberesources*.tar.gz "
             "backup-info_*.json 2>/dev/null | sed 's/^/file=/')",
             f"(test -r {MCO_PROXY_ENV} && sed 's/^/proxy:/' {MCO_PROXY_ENV}; true)",
         )
@@ -161,6 +174,23 @@ def backup_problem(facts: Mapping[str, Any], directory: str) -> str:
     return ""
 
 
+def untrusted_facts(facts: Mapping[str, Any], directory: str) -> list[UntrustedValue]:
+    """The values of a host's probe that do not match their patterns: backup file names and VIPs."""
+    vips = [
+        error
+        for kind, addresses in facts["vips"].items()
+        for address in addresses
+        if (error := refusal(address, IP_ADDRESS, what=f"the {kind} VIP", source=KEEPALIVED_MANIFEST))
+    ]
+    return [*backup_file_problems(list(facts.get("files", [])), directory), *vips]
+
+
+def untrusted_outcome(problems: Sequence[tuple[str, UntrustedValue]]) -> Outcome:
+    """The run stops: the hosts and what each gave that does not match its pattern."""
+    text = "; ".join(f"{host}: {error}" for host, error in problems)
+    return Outcome(False, msg("preflight.untrusted_values", problems=text))
+
+
 def _probed(script: str) -> Any:
     def check(ctx: StepContext, results: list[CommandResult]) -> Outcome:
         unreachable = [r for r in results if r.exit_code is None or r.exit_code == 255]
@@ -177,6 +207,11 @@ def _probed(script: str) -> Any:
             return Outcome(False, msg("preflight.probe_failed", hosts=names))
         hosts = {r.host: parse_probe(r.stdout) for r in results}
         directory = backup_dir(ctx)
+        untrusted = [
+            (name, error) for name, facts in hosts.items() for error in untrusted_facts(facts, directory)
+        ]
+        if untrusted:
+            return untrusted_outcome(untrusted)
         lines = []
         for name, facts in hosts.items():
             problems = host_problems(facts, script)
@@ -246,8 +281,8 @@ def backup_command(ctx: StepContext) -> str:
     directory = shlex.quote(backup_dir(ctx))
     return (
         f"cd {directory} || exit 4; "
-        "snap=$(ls -v snapshot_*.db 2>/dev/null | tail -1); "
-        "res=$(ls -v static_kuberesources_*.tar.gz 2>/dev/null | tail -1); "
+        "snap=$(ls -bv snapshot_*.db 2>/dev/null | tail -1); "
+        "res=$(ls -bv static_kuberesources_*.tar.gz 2>/dev/null | tail -1); "
         'test -n "$snap" || exit 5; test -n "$res" || exit 6; '
         "ts=${snap#snapshot_}; ts=${ts%.db}; "
         'test "$res" = "static_kuberesources_$ts.tar.gz" || { echo "$snap $res"; exit 7; }; '
@@ -265,13 +300,15 @@ BACKUP_EXITS = {
 }
 
 
-def parse_backup(stdout: str) -> dict[str, Any]:
-    """The backup facts from backup_command's output."""
+def parse_backup(stdout: str, directory: str) -> dict[str, Any]:
+    """The backup facts from backup_command's output; UntrustedValue when a file name is not a backup's."""
     fields = dict(line.partition("=")[::2] for line in stdout.splitlines() if "=" in line)
     snapshot, _, snapshot_size = fields.get("snapshot", "").rpartition(" ")
     resources, _, resources_size = fields.get("resources", "").rpartition(" ")
     if not snapshot or not resources:
         raise StepFailed(msg("preflight.backup_unreadable", output=stdout[-300:]))
+    checked(snapshot, SNAPSHOT_NAME, what="the file name", source=directory)
+    checked(resources, RESOURCES_NAME, what="the file name", source=directory)
     try:
         status = json.loads(fields.get("status") or "")
     except json.JSONDecodeError:
@@ -301,7 +338,10 @@ def _backup_checked(ctx: StepContext, results: list[CommandResult]) -> Outcome:
     if not result.ok:
         reason = result.error or (result.stderr or result.stdout).strip()[-300:]
         return Outcome(False, msg("preflight.backup_failed", host=result.host, reason=reason))
-    backup = parse_backup(result.stdout)
+    try:
+        backup = parse_backup(result.stdout, directory)
+    except UntrustedValue as error:
+        return untrusted_outcome([(result.host, error)])
     backup.update(host=result.host, dir=directory)
     version = str(backup["info"].get("cluster_version") or "")
     return Outcome(
@@ -374,7 +414,7 @@ def _check_cluster(ctx: StepContext) -> Outcome:
             "preflight.cluster_checked",
             versions=verdict.to_json(),
             proxy=", ".join(sorted(proxy)) or "-",
-            webhooks=_webhooks_text(webhooks).to_json(),
+            webhooks=webhooks_text(webhooks).to_json(),
         ),
         vars={
             "cluster_version": version,
@@ -386,7 +426,7 @@ def _check_cluster(ctx: StepContext) -> Outcome:
     )
 
 
-def _webhooks_text(webhooks: list[str] | None) -> Msg:
+def webhooks_text(webhooks: list[str] | None) -> Msg:
     if webhooks is None:
         return msg("preflight.webhooks_unknown")
     if not webhooks:
@@ -397,14 +437,17 @@ def _webhooks_text(webhooks: list[str] | None) -> Msg:
 # --- 6. the start approval ---------------------------------------------------------------------------
 
 
+def versions_text(vars: Mapping[str, Any]) -> Msg:
+    """What the start prompt says about the versions (check-cluster stopped the run if they differ)."""
+    version, backup_version = vars.get("cluster_version") or "", vars.get("backup_version") or ""
+    if version and backup_version:
+        return msg("preflight.version_same", version=version)
+    return msg("preflight.version_unknown", backup=backup_version or "?", cluster=version or "?")
+
+
 def start_prompt(ctx: StepContext) -> Msg:
     vars = ctx.vars
     backup = vars["backup"]
-    version, backup_version = vars.get("cluster_version") or "", vars.get("backup_version") or ""
-    if version and backup_version:
-        versions = msg("preflight.version_same", version=version)
-    else:
-        versions = msg("preflight.version_unknown", backup=backup_version or "?", cluster=version or "?")
     others = [h.name for h in ctx.cluster.hosts if h.name != vars["recovery_host"]]
     return msg(
         "preflight.start_prompt",
@@ -415,9 +458,9 @@ def start_prompt(ctx: StepContext) -> Msg:
         snapshot=backup["snapshot"],
         resources=backup["resources"],
         revision=backup.get("revision"),
-        versions=versions.to_json(),
+        versions=versions_text(vars).to_json(),
         proxy=", ".join(sorted(vars.get("proxy_env") or {})) or "-",
-        webhooks=_webhooks_text(vars.get("webhooks_fail")).to_json(),
+        webhooks=webhooks_text(vars.get("webhooks_fail")).to_json(),
     )
 
 

@@ -15,7 +15,7 @@ from drbot.drills import manual_etcd_restore
 from drbot.drills.common import Report, answer_gate, ssh, started_run, wait_for_run_end
 from drbot.stage import CHANNEL, Stage
 from procedures.clusters import Host, load_clusters
-from procedures.manual_restore import ETCD_ENV
+from procedures.manual_restore_parse import ETCD_ENV
 from workers.journal import Journal
 
 DB = "redis://127.0.0.1:6379/5"

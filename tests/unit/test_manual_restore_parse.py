@@ -1,11 +1,14 @@
-"""Parsing for the manual restore (5.4.2.3): the hosts' etcd files, ETCD_INITIAL_CLUSTER, etcdctl output."""
+"""Parsing for the manual restore (5.4.2.3): the hosts' etcd files, ETCD_INITIAL_CLUSTER, etcdctl output,
+and the checks that keep a hostile host's values out of the commands."""
 
 import re
 
 import pytest
 
-from procedures.manual_restore import read_member
 from procedures.manual_restore_parse import (
+    ETCD_ENV,
+    RESTORE_POD_YAML,
+    SNAPSHOT_MISSING,
     AddedMember,
     Member,
     ParseError,
@@ -13,12 +16,19 @@ from procedures.manual_restore_parse import (
     endpoint_problems,
     endpoint_status_table,
     etcd_name_from_restore_pod,
+    etcdctl_image,
     expected_members,
     initial_cluster,
     member_lines_differ,
     peer_ip_from_etcd_env,
+    read_member,
+    restore_uuid,
     sections,
+    snapshot_sum,
 )
+from procedures.restore_values import UntrustedValue
+
+IMAGE = "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + "9d28c15860870e85c91d0e36b45f7a6e" * 2
 
 POD_YAML = """apiVersion: v1
 kind: Pod
@@ -39,7 +49,7 @@ spec:
       value: "10.0.91.5"
 """
 
-ETCD_ENV = """export ETCDCTL_API="3"
+ENV_FILE = """export ETCDCTL_API="3"
 export ALL_ETCD_ENDPOINTS="https://10.0.91.5:2379,https://10.0.90.221:2379"
 export NODE_ip_10_0_91_5_ec2_internal_IP="10.0.91.5"
 export NODE_ip_10_0_91_5_ec2_internal_ETCD_NAME="ip-10-0-91-5.ec2.internal"
@@ -73,17 +83,17 @@ def test_a_pod_yaml_without_the_export_or_the_value_is_refused() -> None:
 
 
 def test_peer_ip_comes_from_the_name_with_dots_and_dashes_as_underscores() -> None:
-    assert peer_ip_from_etcd_env(ETCD_ENV, "ip-10-0-91-5.ec2.internal") == "10.0.91.5"
-    assert peer_ip_from_etcd_env(ETCD_ENV, "ip-10-0-90-221.ec2.internal") == "10.0.90.221"
+    assert peer_ip_from_etcd_env(ENV_FILE, "ip-10-0-91-5.ec2.internal") == "10.0.91.5"
+    assert peer_ip_from_etcd_env(ENV_FILE, "ip-10-0-90-221.ec2.internal") == "10.0.90.221"
 
 
 def test_an_etcd_env_without_the_hosts_ip_is_refused_naming_the_variable() -> None:
     with pytest.raises(
         ParseError, match=re.escape("no NODE_master_2_ec2_internal_IP for member master-2.ec2.internal")
     ):
-        peer_ip_from_etcd_env(ETCD_ENV, "master-2.ec2.internal")
-    broken = ETCD_ENV.replace('_IP="10.0.91.5"', '_IP="10.0.91"')
-    with pytest.raises(ParseError, match="not an IP address"):
+        peer_ip_from_etcd_env(ENV_FILE, "master-2.ec2.internal")
+    broken = ENV_FILE.replace('_IP="10.0.91.5"', '_IP="10.0.91"')
+    with pytest.raises(UntrustedValue, match="not an IPv4 or IPv6 address"):
         peer_ip_from_etcd_env(broken, "ip-10-0-91-5.ec2.internal")
 
 
@@ -150,10 +160,12 @@ def test_endpoint_status_table_healthy_and_not() -> None:
         endpoint_status_table("Error: context deadline exceeded")
 
 
-def probe_output(pod: str = POD_YAML, env: str = ETCD_ENV, old: str = "", tools: str = "") -> str:
+def probe_output(
+    pod: str = POD_YAML, env: str = ENV_FILE, old: str = "", tools: str = "", image: str = IMAGE
+) -> str:
     mark = "@@drbot-section "
     return (
-        f"{mark}pod.yaml\n{pod}\n{mark}etcd.env\n{env}\n{mark}image\nquay.io/etcd@sha256:ab\n"
+        f"{mark}pod.yaml\n{pod}\n{mark}etcd.env\n{env}\n{mark}image\n{image}\n"
         f"{mark}missing-tools\n{tools}\n{mark}old-member-data\n{old}\n{mark}etcd-data\nmember\n"
     )
 
@@ -162,7 +174,7 @@ def test_a_hosts_probe_gives_its_member_and_image() -> None:
     assert sections(probe_output())["etcd-data"] == "member"
     member, image = read_member("master-0", probe_output())
     assert member == Member("master-0", "ip-10-0-91-5.ec2.internal", "10.0.91.5")
-    assert image == "quay.io/etcd@sha256:ab"
+    assert image == IMAGE
 
 
 def test_a_hosts_probe_names_what_is_wrong() -> None:
@@ -172,3 +184,90 @@ def test_a_hosts_probe_names_what_is_wrong() -> None:
         read_member("m", probe_output(tools="podman"))
     with pytest.raises(ParseError, match="old-member-data is not empty"):
         read_member("m", probe_output(old="member"))
+
+
+# --- values a hostile host could plant (issue 11): refused with the file, the value and the pattern --------
+
+
+def test_an_etcd_name_that_is_not_a_dns_name_is_refused_naming_the_file() -> None:
+    hostile = POD_YAML.replace(
+        'value: "ip-10-0-91-5.ec2.internal"', 'value: "ip-10-0-91-5.ec2.internal$(touch /tmp/PWNED)"'
+    )
+    with pytest.raises(UntrustedValue) as refused:
+        etcd_name_from_restore_pod(hostile)
+    text = str(refused.value)
+    assert "ETCD_NAME 'ip-10-0-91-5.ec2.internal$(touch /tmp/PWNED)'" in text
+    assert RESTORE_POD_YAML in text and "DNS-1123" in text
+    for name in ("-leading-dash", "UPPER.example.com", "a" * 64, "x`id`", "x;y", "x\ny"):
+        with pytest.raises(UntrustedValue):
+            etcd_name_from_restore_pod(POD_YAML.replace("ip-10-0-91-5.ec2.internal", name))
+
+
+def test_a_peer_ip_with_a_zone_or_shell_text_is_refused() -> None:
+    key = "NODE_ip_10_0_91_5_ec2_internal_IP"
+    for value in ("fe80::1%$(touch${IFS}PWNED)", "fe80::1%eth0", "10.0.91.5;id", "10.0.91.5\\n", "::g"):
+        hostile = ENV_FILE.replace(f'{key}="10.0.91.5"', f'{key}="{value}"')
+        with pytest.raises(UntrustedValue, match=re.escape(f"{key} ")) as refused:
+            peer_ip_from_etcd_env(hostile, "ip-10-0-91-5.ec2.internal")
+        assert ETCD_ENV in str(refused.value)
+    ipv6 = ENV_FILE.replace(f'{key}="10.0.91.5"', f'{key}="fd00::5"')
+    assert peer_ip_from_etcd_env(ipv6, "ip-10-0-91-5.ec2.internal") == "fd00::5"
+
+
+def test_the_etcdctl_image_must_be_an_image_reference() -> None:
+    assert etcdctl_image(f"{IMAGE}\n") == IMAGE
+    assert etcdctl_image("registry.example.com:5000/etcd:v3.5.9") == "registry.example.com:5000/etcd:v3.5.9"
+    with pytest.raises(ParseError, match="no etcdctl container image"):
+        etcdctl_image("null")
+    for hostile in (
+        "--privileged",
+        "quay.io/etcd;id",
+        "quay.io/etcd@sha256:ab",
+        "$(id)",
+        "quay.io/etcd -v /:/h",
+    ):
+        with pytest.raises(UntrustedValue, match="is not an image reference"):
+            etcdctl_image(hostile)
+
+
+def test_the_restore_uuid_must_be_an_rfc_4122_uuid() -> None:
+    assert restore_uuid("1b4e28ba-2fa1-41d2-883f-0016d3cca427\n") == "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+    hostile = ";touch /tmp/PWNED;#".ljust(36, "0")
+    assert len(hostile) == 36, "as long as a uuid: the old length check let it through"
+    for value in (
+        hostile,
+        "1B4E28BA-2FA1-41D2-883F-0016D3CCA427",
+        "1b4e28ba-2fa1-41d2-883f-0016d3cca427 x",
+        "",
+    ):
+        with pytest.raises(UntrustedValue, match="RFC 4122") as refused:
+            restore_uuid(value)
+        assert "uuidgen" in str(refused.value)
+
+
+def test_the_snapshot_checksum_is_a_sha256_or_missing() -> None:
+    digest = "a" * 64
+    assert snapshot_sum(f"{digest}  /b/snapshot_2026-11-29_111111.db\n", "/b/s.db") == digest
+    assert snapshot_sum(f"{SNAPSHOT_MISSING}\n", "/b/s.db") == SNAPSHOT_MISSING
+    for hostile in ("", "$(id)", "A" * 64):
+        with pytest.raises(UntrustedValue, match=re.escape("sha256sum /b/s.db")):
+            snapshot_sum(hostile, "/b/s.db")
+
+
+def test_a_hosts_probe_refuses_a_hostile_image_or_name() -> None:
+    with pytest.raises(UntrustedValue, match=re.escape("the etcdctl image '--entrypoint=/bin/sh'")):
+        read_member("m", probe_output(image="--entrypoint=/bin/sh"))
+    with pytest.raises(UntrustedValue, match=re.escape("ETCD_NAME 'a b'")):
+        read_member(
+            "m", probe_output(pod=POD_YAML.replace('value: "ip-10-0-91-5.ec2.internal"', 'value: "a b"'))
+        )
+
+
+def test_added_member_lines_with_hostile_ids_or_urls_are_refused() -> None:
+    for old, new in (
+        ('"https://10.0.91.5:2380"', '"<!channel> https://10.0.91.5:2380"'),
+        ('"https://10.0.91.5:2380"', '"https://[fe80::1%eth0]:2380"'),
+        ('"c5996b7c11c30d6b"', '"c5996b7c11c30d6b; rm -rf /"'),
+    ):
+        with pytest.raises(UntrustedValue, match="an `added member` line of etcdctl snapshot restore"):
+            added_members(CONSOLE.replace(old, new))

@@ -159,13 +159,15 @@ def test_the_backup_listing() -> None:
         'info={"cluster_version": "4.14.38", "host": "master-0", "time": "2026-11-29T11:11:11Z"}\n'
         'status={"hash":1,"revision":4242,"totalKey":900,"totalSize":2105376}\n'
     )
-    backup = parse_backup(stdout)
+    backup = parse_backup(stdout, "/backup")
     assert backup["timestamp"] == "2026-11-29_111111" and backup["revision"] == 4242
     assert backup["snapshot_size"] == 2105376 and backup["info"]["cluster_version"] == "4.14.38"
     without_info = stdout.replace(stdout.splitlines()[2], "info=")
-    assert parse_backup(without_info)["info"] == {}
+    assert parse_backup(without_info, "/backup")["info"] == {}
     with pytest.raises(StepFailed) as failure:
-        parse_backup(stdout.replace(stdout.splitlines()[3], "status=Error: snapshot file has wrong size"))
+        parse_backup(
+            stdout.replace(stdout.splitlines()[3], "status=Error: snapshot file has wrong size"), "/backup"
+        )
     assert failure.value.summary.key == "preflight.snapshot_corrupt"
 
 

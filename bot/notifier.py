@@ -40,7 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.outbox import Outbox
 from bot.outbox_sender import EXTEND_IF_OWNER, RELEASE_IF_OWNER, env_seconds
-from bot.render import status_message, step_finished
+from bot.render import shown, status_message, step_finished
 from bot.render_csr import csr_panel
 from procedures.clusters import Clusters
 from procedures.i18n import Msg, t
@@ -223,7 +223,7 @@ class Notifier:
                 )
         elif event == events.STEP_SKIPPED:
             title = t(procedure.step(data["step"]).title, language)
-            reason = t(Msg.from_json(data["reason"]), language)
+            reason = shown(Msg.from_json(data["reason"]), language)
             outbox.post(
                 run.channel, t("thread.skipped", language, step=title, reason=reason), thread_slot=slot
             )
@@ -239,7 +239,7 @@ class Notifier:
             self._panel(run, data, language, outbox, pipe)
         elif event == events.NOTE:
             who = f"<@{data['who']}> " if data["who"].startswith(("U", "W")) else ""
-            outbox.post(run.channel, who + t(Msg.from_json(data["text"]), language), thread_slot=slot)
+            outbox.post(run.channel, who + shown(Msg.from_json(data["text"]), language), thread_slot=slot)
         elif event == events.RUN_RETRIED:
             outbox.post(
                 run.channel, t("thread.retried", language, user=data["by"], run=run.id), thread_slot=slot

@@ -85,7 +85,7 @@ def status_message(
         current = steps[run.step_index]
         line = t("status.current", language, step=t(current.title, language), section=current.section)
         if run.progress:
-            line += "\n" + t(Msg.from_json(run.progress), language)
+            line += "\n" + shown(Msg.from_json(run.progress), language)
         blocks.append(section(line))
     if run.status == WAITING and gate is not None:
         blocks.extend(gate_blocks(gate, language))
@@ -114,12 +114,12 @@ def _result(run: Run, procedure: Procedure, language: str) -> str:
             "status.result.rejected", language, user=run.result["rejected_by"], step=run.result.get("step")
         )
     summary = run.result.get("summary")
-    reason = t(Msg.from_json(summary), language) if summary else ""
+    reason = shown(Msg.from_json(summary), language) if summary else ""
     return t("status.result.failed", language, step=run.result.get("step", "?"), reason=reason)
 
 
 def gate_blocks(gate: Gate, language: str) -> Blocks:
-    prompt = t(Msg.from_json(gate.prompt), language) if gate.prompt else ""
+    prompt = shown(Msg.from_json(gate.prompt), language) if gate.prompt else ""
     if gate.kind == CHOICE:
         buttons = [
             button(option, f"gate:choose:{i}", f"{gate.token}|{option}")
@@ -157,10 +157,10 @@ def step_finished(
 ) -> tuple[str, Blocks, str | None]:
     """A thread reply for a finished step: (text, blocks, output too long to inline, if any)."""
     mark = "✅" if ok else "❌"
-    text = f"{mark} *{title}* — {t(summary, language)} ({duration:.1f} s)"
+    text = f"{mark} *{title}* — {shown(summary, language)} ({duration:.1f} s)"
     blocks = [section(text)]
     if details and len(details) <= INLINE_OUTPUT:
-        blocks.append(section(f"```{details}```"))
+        blocks.append(section(f"```{escape(details)}```"))
         return text, blocks, None
     return text, blocks, details or None
 
@@ -212,9 +212,23 @@ def runs_list(runs: Sequence[Run], procedures: Mapping[str, Procedure], language
 
 
 def escape(text: str) -> str:
-    """Text a person typed, made inert for Slack: `<!channel>`, `<!here>`, `<!subteam^…>` or `<@U…>`
-    in a note is shown, and pings nobody (Slack's own escaping of &, < and >)."""
+    """Text a person typed or a host printed, made inert for Slack: `<!channel>`, `<!here>`,
+    `<!subteam^…>` or `<@U…>` in it is shown, and pings nobody (Slack's own escaping of &, < and >)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def shown(message: Msg, language: str) -> str:
+    """A message from the engine, rendered for Slack: the values in it (file names, errors, output read
+    from hosts and the API) are escaped, while the catalog's own markup (`<@{user}>`) is kept."""
+    return t(Msg(message.key, {name: _inert(value) for name, value in message.args.items()}), language)
+
+
+def _inert(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict) and set(value) == {"key", "args"}:
+        return {"key": value["key"], "args": {k: _inert(v) for k, v in (value["args"] or {}).items()}}
+    return value
 
 
 def timeline_text(entries: Sequence[Entry], language: str) -> str:

@@ -1,5 +1,6 @@
-from bot.render import SECTION_LIMIT, progress_bar, status_message
+from bot.render import SECTION_LIMIT, progress_bar, shown, status_message
 from procedures.clusters import parse_clusters
+from procedures.i18n import msg
 from procedures.plan import plan, render_text
 from procedures.registry import PROCEDURES
 from workers.runs import FAILED, Run
@@ -71,3 +72,10 @@ def test_status_message_of_a_failed_run_stays_within_slack_limits() -> None:
     assert all(len(s) <= SECTION_LIMIT for s in sections)
     assert any("Stopped at step `run-backup`: cluster-backup.sh failed on master-0" in s for s in sections)
     assert any("1m15s" in s for s in sections)
+
+
+def test_values_from_hosts_never_ping_while_the_catalogs_markup_stays() -> None:
+    hostile = msg("step.failed_on_hosts", hosts="master-0 <!channel> & <@U0BOSS>")
+    assert shown(hostile, "en") == "failed on master-0 &lt;!channel&gt; &amp; &lt;@U0BOSS&gt;"
+    nested = msg("step.wait_timed_out", seconds=5, last=msg("step.skipped_by", user="U0ALICE").to_json())
+    assert shown(nested, "en") == "still not done after 5 s; last check: skipped by <@U0ALICE>"

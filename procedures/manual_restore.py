@@ -26,6 +26,7 @@ from typing import Any
 
 from procedures import manual_restore_api as api
 from procedures import manual_restore_host as on_host
+from procedures import params
 from procedures.i18n import Msg, msg
 from procedures.manual_restore_parse import OLD_MEMBER_DATA
 from procedures.restore_preflight import CLUSTER_RESTORE, preflight_steps, versions_text, webhooks_text
@@ -248,6 +249,7 @@ PROCEDURE = Procedure(
         "backup": msg("manual_restore.param.backup"),
         "recovery-host": msg("manual_restore.param.recovery_host"),
     },
+    checks={"backup": params.backup_path, "recovery-host": params.control_plane_host},
     report=report,
     steps=STEPS,
 )

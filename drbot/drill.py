@@ -29,6 +29,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     drill.add_argument("--dir", help="the twin's directory (default: a new temporary one)")
     drill.add_argument("--keep", action="store_true", help="leave the twin running and say how to reach it")
     drill.add_argument(
+        "--calm",
+        action="store_true",
+        help="a twin whose API never blips (by default it fails requests while it runs on one "
+        "kube-apiserver or rolls a revision, as a real cluster does during a restore)",
+    )
+    drill.add_argument(
         "--redis-url",
         default=os.environ.get("DRBOT_DRILL_REDIS_URL", DEFAULT_REDIS),
         help=f"Redis database the drill may empty (default {DEFAULT_REDIS})",
@@ -39,7 +45,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 def run_drill(args: argparse.Namespace) -> int:
     directory = Path(args.dir or tempfile.mkdtemp(prefix="drbot-drill-"))
     report = Report()
-    stage = Stage(directory, args.redis_url, keep_twin=args.keep)
+    stage = Stage(
+        directory, args.redis_url, keep_twin=args.keep, twin_options=("--calm",) if args.calm else ()
+    )
     with report.phase("twin up, drbot serve and drbot worker start"):
         try:
             stage.up()

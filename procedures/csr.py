@@ -13,7 +13,10 @@ are never approved in bulk.
 
 The step is one WaitUntil: every round lists the CSRs, carries out the clicks the bot queued (after
 re-reading each CSR, so one that vanished or was decided meanwhile is not touched), and publishes
-the panel.
+the panel. The API blips while the control plane recovers: calls retry transient errors for up to
+ROUND_RETRY seconds, a round in which the API does not answer counts as "not yet", and a click it
+could not carry out is reported to the person who clicked. An approval whose answer was lost is
+found on the next read, not sent twice.
 """
 
 from __future__ import annotations
@@ -21,15 +24,19 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from procedures.csr_checks import CLIENT, SERVING, CsrView, classify, known_nodes, not_ready
 from procedures.i18n import Msg, msg
-from procedures.kube import call, call_if_present
+from procedures.kube import API_DOWN, call, call_if_present, status_of, tolerant
 from procedures.steps import Step, StepContext, StepFailed, WaitUntil
 
 PANEL = "csr"
 MACHINES = ("machine.openshift.io", "v1beta1", "openshift-machine-api", "machines")
+ROUND_RETRY = 60.0
+"""How long one round's API calls wait out transient errors (a kube-apiserver restart included)."""
+DECISIONS = ("Approved", "Denied")
+DECIDE_ATTEMPTS = 3
+"""Fresh reads before an approval gives up on a CSR that keeps changing under it."""
 
 
 def approve_csrs(step_id: str, section: str, timeout: float = 1800.0, interval: float = 2.0) -> Step:
@@ -37,7 +44,7 @@ def approve_csrs(step_id: str, section: str, timeout: float = 1800.0, interval: 
         id=step_id,
         title=msg("csr.step.title"),
         section=section,
-        condition=_round,
+        condition=tolerant(ROUND_RETRY, _round),
         interval=interval,
         timeout=timeout,
     )
@@ -49,8 +56,14 @@ def _round(ctx: StepContext) -> tuple[bool, Msg]:
     views, nodes = _look(ctx, api, certificates)
     requests = ctx.take_requests()
     if requests:
-        for request in requests:
-            _carry_out(ctx, certificates, request, {v.uid: v for v in views})
+        by_uid = {v.uid: v for v in views}
+        for index, request in enumerate(requests):
+            try:
+                _carry_out(ctx, certificates, request, by_uid)
+            except StepFailed as down:
+                if down.summary.key in API_DOWN:
+                    _not_carried_out(ctx, requests[index:], down.summary)
+                raise
         views, nodes = _look(ctx, api, certificates)
     upi = ctx.cluster.platform == "user-provisioned"
     pending = [v for v in views if v.pending]
@@ -128,39 +141,56 @@ def _carry_out(
         _decide(ctx, certificates, view, user, approve=action != "deny")
 
 
+def _not_carried_out(ctx: StepContext, requests: list[dict[str, Any]], reason: Msg) -> None:
+    """Clicks taken from the queue that the API did not let drbot carry out: their people click again."""
+    for request in requests:
+        ctx.tell(request["user"], "note", msg("csr.not_carried_out", reason=reason.to_json()))
+
+
 def _decide(
     ctx: StepContext, certificates: client.CertificatesV1Api, view: CsrView, user: str, approve: bool
 ) -> None:
-    """Append the Approved or Denied condition through the approval subresource, on a fresh read."""
-    current = call(ctx.cluster, certificates.read_certificate_signing_request, view.name)
-    if current.metadata.uid != view.uid:
-        ctx.tell(user, "note", msg("csr.gone", csr=view.name))
-        return
-    condition = client.V1CertificateSigningRequestCondition(
-        type="Approved" if approve else "Denied",
-        status="True",
-        reason="DrbotApprove" if approve else "DrbotDeny",
-        message=f"{'Approved' if approve else 'Denied'} by {user} through drbot",
-    )
-    current.status = current.status or client.V1CertificateSigningRequestStatus()
-    current.status.conditions = [*(current.status.conditions or []), condition]
-    try:
-        certificates.replace_certificate_signing_request_approval(
-            view.name, current, _request_timeout=(5.0, 30.0)
-        )
-    except ApiException as error:
-        if error.status == 409:
-            ctx.tell(user, "note", msg("csr.changed", csr=view.name))
+    """Append the Approved or Denied condition through the approval subresource, on a fresh read. A
+    CSR found decided is not decided again: by this very click (an attempt whose answer was lost) it
+    is reported as done, by someone else the clicker is told."""
+    for _ in range(DECIDE_ATTEMPTS):
+        current = call(ctx.cluster, certificates.read_certificate_signing_request, view.name)
+        if current.metadata.uid != view.uid:
+            ctx.tell(user, "note", msg("csr.gone", csr=view.name))
             return
-        raise StepFailed(
-            msg(
-                "kube.api_error",
-                cluster=ctx.cluster.name,
-                status=error.status,
-                reason=error.reason or "",
-                body=(error.body or "")[:300],
-            )
-        ) from None
+        decided = next(
+            (c for c in (current.status and current.status.conditions) or [] if c.type in DECISIONS), None
+        )
+        if decided is not None:
+            if decided.message == _decision_message(user, approve):
+                _report(ctx, view, user, approve)
+            else:
+                ctx.tell(user, "note", msg("csr.already_decided", csr=view.name, state=decided.type))
+            return
+        condition = client.V1CertificateSigningRequestCondition(
+            type="Approved" if approve else "Denied",
+            status="True",
+            reason="DrbotApprove" if approve else "DrbotDeny",
+            message=_decision_message(user, approve),
+        )
+        current.status = current.status or client.V1CertificateSigningRequestStatus()
+        current.status.conditions = [*(current.status.conditions or []), condition]
+        try:
+            call(ctx.cluster, certificates.replace_certificate_signing_request_approval, view.name, current)
+        except StepFailed as failure:
+            if status_of(failure) == 409:
+                continue  # changed since the read, maybe by this very approval: look again
+            raise
+        _report(ctx, view, user, approve)
+        return
+    ctx.tell(user, "note", msg("csr.changed", csr=view.name))
+
+
+def _decision_message(user: str, approve: bool) -> str:
+    return f"{'Approved' if approve else 'Denied'} by {user} through drbot"
+
+
+def _report(ctx: StepContext, view: CsrView, user: str, approve: bool) -> None:
     if not approve:
         ctx.tell(user, "rejection", msg("csr.denied", csr=view.name, node=view.node or "?"))
     elif view.problems:

@@ -370,6 +370,14 @@ STEPS: tuple[Step, ...] = (
         when=_ovn,
         when_text=msg("restore.when.ovn"),
     ),
+    Call(
+        id="plan-machines",
+        title=msg("restore.step.plan_machines"),
+        section=step(16),
+        call=api.retrying(api.plan_machines),
+        when=_ipi,
+        when_text=msg("restore.when.ipi"),
+    ),
     Approval(
         id="approve-machines",
         title=msg("restore.step.approve_machines"),
@@ -383,7 +391,6 @@ STEPS: tuple[Step, ...] = (
         title=msg("restore.step.recreate_machines"),
         section=step(16),
         call=api.recreate_machines,
-        idempotent=False,
         destructive=True,
         when=_ipi,
         when_text=msg("restore.when.ipi"),

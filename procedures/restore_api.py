@@ -1,7 +1,10 @@
 """The restore's work through the Kubernetes API (5.4.2.2 steps 9–24): nodes, OVN-Kubernetes, machines,
 the static-pod operators and the workloads to restart.
 
-Every call goes through procedures.kube.call, so an API that is down reads as a plain message.
+Every call goes through procedures.kube.call: transient errors are retried within the step's bound
+(the API blips and restarts until the forced redeployments finish), and an API that stays down reads
+as a plain message. Every step that changes something looks at the cluster before it acts, so it can
+run again after an interruption at any point: what is already done is not done twice.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from kubernetes import client
 
 from procedures.clusters import Host
 from procedures.i18n import Msg, msg
-from procedures.kube import call, call_if_present
+from procedures.kube import bounded, call, call_if_present, create_once, deadline
+from procedures.kube import tolerant as tolerant_within
 from procedures.restore_host import clear_pki_command, etcd_on_recovery_host, move_pki_command, non_recovery
 from procedures.steps import Outcome, StepContext, StepFailed
 
@@ -30,46 +34,29 @@ NODE_SETTLE = 40.0
 """kube-controller-manager's node-monitor-grace-period: after it, a node that is not posting status is
 NotReady, so "nodes that stay NotReady" can be told apart from nodes the snapshot still shows Ready."""
 MACHINE_WAIT = 1800.0
+MACHINE_POLL = 2.0
+"""Seconds between looks at a Machine that is being deleted or provisioned."""
 STUCK_TERMINATING = 60.0
 """An ovnkube pod still Terminating after this long is "stuck" in the runbook's sense (step 15)."""
 
 
-API_DOWN = ("kube.unavailable", "kube.unreachable")
 API_RETRY = 300.0
-"""How long a call waits out an API that is briefly down, as it is while etcd rolls to a new revision."""
+"""How long a step's API calls wait out an API that is briefly down, as it is while etcd rolls to a
+new revision or the only kube-apiserver restarts."""
+POLL_RETRY = 30.0
+"""How long one poll of a wait retries the API before that poll counts as "not yet"."""
 
 
 def tolerant(
     condition: Callable[[StepContext], tuple[bool, Msg]],
 ) -> Callable[[StepContext], tuple[bool, Msg]]:
     """A WaitUntil condition for which an API that does not answer means "not yet", not failure."""
-
-    def wrapped(ctx: StepContext) -> tuple[bool, Msg]:
-        try:
-            return condition(ctx)
-        except StepFailed as down:
-            if down.summary.key not in API_DOWN:
-                raise
-            return False, msg("restore.api_waiting", reason=down.summary.to_json())
-
-    return wrapped
+    return tolerant_within(POLL_RETRY, condition)
 
 
 def retrying(step: Callable[[StepContext], Outcome]) -> Callable[[StepContext], Outcome]:
-    """A Call that waits out an API that is briefly down (for at most API_RETRY seconds), then runs."""
-
-    def wrapped(ctx: StepContext) -> Outcome:
-        deadline = time.monotonic() + API_RETRY
-        while True:
-            try:
-                return step(ctx)
-            except StepFailed as down:
-                if down.summary.key not in API_DOWN or time.monotonic() > deadline or ctx.aborted():
-                    raise
-                ctx.progress(msg("restore.api_waiting", reason=down.summary.to_json()))
-                time.sleep(2.0)
-
-    return wrapped
+    """A Call whose API calls wait out an API that is briefly down, for at most API_RETRY seconds."""
+    return bounded(API_RETRY, step)
 
 
 def _core(ctx: StepContext) -> client.CoreV1Api:
@@ -117,7 +104,7 @@ def nodes_reported(ctx: StepContext) -> tuple[bool, Msg]:
     try:
         nodes = list_nodes(ctx)
     except StepFailed as down:
-        return False, msg("restore.api_waiting", reason=down.summary.to_json())
+        return False, msg("kube.api_waiting", reason=down.summary.to_json())
     waited = time.time() - float(ctx.vars.get("restored_at") or 0)
     not_ready = sorted(n["metadata"]["name"] for n in nodes if not node_ready(n))
     if waited < NODE_SETTLE:
@@ -215,13 +202,20 @@ def _pods(ctx: StepContext, selector: str) -> list[dict[str, Any]]:
     return [plain(ctx, p) for p in found.items]
 
 
+def delete_pods(ctx: StepContext, app: str) -> int:
+    """Delete the app's pods that are not being deleted already; one that is gone by the time it is
+    deleted (an earlier attempt whose answer was lost) is fine. Returns how many were asked to go."""
+    pods = [p for p in _pods(ctx, f"app={app}") if not p["metadata"].get("deletionTimestamp")]
+    for pod in pods:
+        call_if_present(ctx.cluster, _core(ctx).delete_namespaced_pod, pod["metadata"]["name"], OVN_NAMESPACE)
+    return len(pods)
+
+
 def restart_ovn_control_plane(ctx: StepContext) -> Outcome:
     """`oc delete pods -l app=ovnkube-master -n openshift-ovn-kubernetes` (ovnkube-control-plane on 4.14+)."""
     app, _ = ovn_control_plane(ctx)
-    pods = _pods(ctx, f"app={app}")
-    for pod in pods:
-        call_if_present(ctx.cluster, _core(ctx).delete_namespaced_pod, pod["metadata"]["name"], OVN_NAMESPACE)
-    return Outcome(True, msg("restore.pods_deleted", count=len(pods), app=app), vars={"ovn_app": app})
+    count = delete_pods(ctx, app)
+    return Outcome(True, msg("restore.pods_deleted", count=count, app=app), vars={"ovn_app": app})
 
 
 def pod_phase(pod: Mapping[str, Any]) -> str:
@@ -244,12 +238,10 @@ def ovn_control_plane_running(ctx: StepContext) -> tuple[bool, Msg]:
 
 def restart_ovnkube_node_pods(ctx: StepContext) -> Outcome:
     """`oc get pods -o name | grep ovnkube-node | while read p; do oc delete $p; done`."""
-    pods = _pods(ctx, "app=ovnkube-node")
-    for pod in pods:
-        call_if_present(ctx.cluster, _core(ctx).delete_namespaced_pod, pod["metadata"]["name"], OVN_NAMESPACE)
+    count = delete_pods(ctx, "ovnkube-node")
     return Outcome(
         True,
-        msg("restore.pods_deleted", count=len(pods), app="ovnkube-node"),
+        msg("restore.pods_deleted", count=count, app="ovnkube-node"),
         vars={"ovn_restarted_at": time.time()},
     )
 
@@ -370,24 +362,44 @@ def replacement(old: Mapping[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def machines_to_replace(ctx: StepContext) -> list[Mapping[str, Any]]:
-    machines = [m for m in list_machines(ctx) if is_master_machine(m)]
+def machines_to_replace(machines: Sequence[Mapping[str, Any]], ctx: StepContext) -> list[Mapping[str, Any]]:
+    masters = [m for m in machines if is_master_machine(m)]
     found = []
     for host in non_recovery(ctx):
-        machine = machine_of_host(machines, host)
+        machine = machine_of_host(masters, host)
         if machine is not None:
             found.append(machine)
     return found
 
 
+def plan_machines(ctx: StepContext) -> Outcome:
+    """`oc get machine <old> -o yaml > new-master-machine.yaml`, edited, for each lost control-plane
+    machine: each replacement is decided and kept with the run before any machine is deleted, so a
+    re-creation interrupted after a delete still knows what to create."""
+    machines = list_machines(ctx)
+    taken = {str(m["metadata"]["name"]) for m in machines}
+    before = sorted(taken)
+    plan = []
+    for old in machines_to_replace(machines, ctx):
+        old_name = str(old["metadata"]["name"])
+        new_name = next_master_name(old_name, taken)
+        taken.add(new_name)
+        plan.append({"old": old_name, "new": new_name, "machine": replacement(old, new_name)})
+    return Outcome(
+        True,
+        msg("restore.machines_planned", machines=plan_text(plan)),
+        vars={"machine_plan": plan, "machines_before": before},
+    )
+
+
+def plan_text(plan: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"{item['old']} → {item['new']}" for item in plan) or "-"
+
+
 def machine_prompt(ctx: StepContext) -> Msg:
-    try:
-        names = [m["metadata"]["name"] for m in machines_to_replace(ctx)]
-    except StepFailed as failure:
-        return msg("restore.machines_prompt_unknown", reason=failure.summary.to_json())
     return msg(
         "restore.machines_prompt",
-        machines=", ".join(names) or "-",
+        machines=plan_text(ctx.vars.get("machine_plan") or []),
         recovery=ctx.vars["recovery_host"],
     )
 
@@ -401,40 +413,19 @@ def _cpms_active(ctx: StepContext) -> bool:
 
 
 def recreate_machines(ctx: StepContext) -> Outcome:
-    """Delete and re-create each lost control-plane Machine, one at a time, never the recovery host's."""
-    group, version, namespace, plural = MACHINE_API
-    api = _custom(ctx)
-    automatic = _cpms_active(ctx)
-    replaced = []
-    for old in machines_to_replace(ctx):
-        old_name = old["metadata"]["name"]
-        taken = {m["metadata"]["name"] for m in list_machines(ctx)}
-        new_name = next_master_name(old_name, taken)
-        copy = replacement(old, new_name)
-        ctx.progress(msg("restore.machine_deleting", machine=old_name))
-        call_if_present(
-            ctx.cluster, api.delete_namespaced_custom_object, group, version, namespace, plural, old_name
-        )
-        _until(
-            ctx,
-            lambda old_name=old_name: old_name not in {m["metadata"]["name"] for m in list_machines(ctx)},
-            msg("restore.machine_deleting", machine=old_name),
-        )
-        if automatic:
-            _until(
-                ctx,
-                lambda taken=taken: _newer_master(ctx, taken) is not None,
-                msg("restore.machine_auto", machine=old_name),
-            )
-            new_name = str(_newer_master(ctx, taken))
-        else:
-            call(ctx.cluster, api.create_namespaced_custom_object, group, version, namespace, plural, copy)
-        _until(
-            ctx,
-            lambda new_name=new_name: _phase(ctx, new_name) == "Running",
-            msg("restore.machine_provisioning", machine=new_name),
-        )
-        replaced.append(f"{old_name} → {new_name}")
+    """Delete and re-create each lost control-plane Machine of the plan, one at a time, never the
+    recovery host's. It converges when run again after an interruption anywhere: an old machine
+    already gone is not looked for, a replacement that exists is not created twice, and an old machine
+    is deleted only once its replacement is kept in the run (plan-machines)."""
+    plan = ctx.vars.get("machine_plan") or []
+    with deadline(MACHINE_WAIT * max(1, len(plan)), ctx):
+        automatic = _cpms_active(ctx)
+        known = set(ctx.vars.get("machines_before") or [])
+        replaced = []
+        for item in plan:
+            new_name = _replace(ctx, item, automatic, known)
+            known.add(new_name)
+            replaced.append(f"{item['old']} → {new_name}")
     return Outcome(
         True,
         msg("restore.machines_replaced", machines="; ".join(replaced) or "-"),
@@ -442,9 +433,51 @@ def recreate_machines(ctx: StepContext) -> Outcome:
     )
 
 
-def _newer_master(ctx: StepContext, taken: set[str]) -> str | None:
+def _replace(ctx: StepContext, item: Mapping[str, Any], automatic: bool, known: set[str]) -> str:
+    """`oc delete machine <old>`, then `oc apply -f new-master-machine.yaml` (or, with an active
+    control-plane machine set, wait for the one it makes); returns the replacement's name once Running.
+    `known`: machines that are not this one's replacement."""
+    group, version, namespace, plural = MACHINE_API
+    api = _custom(ctx)
+    old_name = str(item["old"])
+    if old_name in _machine_names(ctx):
+        ctx.progress(msg("restore.machine_deleting", machine=old_name))
+        call_if_present(
+            ctx.cluster, api.delete_namespaced_custom_object, group, version, namespace, plural, old_name
+        )
+    _until(
+        ctx, lambda: old_name not in _machine_names(ctx), msg("restore.machine_deleting", machine=old_name)
+    )
+    if automatic:
+        _until(
+            ctx,
+            lambda: _newer_master(ctx, known) is not None,
+            msg("restore.machine_auto", machine=old_name),
+        )
+        new_name = str(_newer_master(ctx, known))
+    else:
+        new_name = str(item["new"])
+        machine = item["machine"]
+        created = create_once(
+            ctx.cluster, api.create_namespaced_custom_object, group, version, namespace, plural, machine
+        )
+        if not created:
+            ctx.progress(msg("restore.machine_exists", machine=new_name))
+    _until(
+        ctx,
+        lambda: _phase(ctx, new_name) == "Running",
+        msg("restore.machine_provisioning", machine=new_name),
+    )
+    return new_name
+
+
+def _machine_names(ctx: StepContext) -> set[str]:
+    return {str(m["metadata"]["name"]) for m in list_machines(ctx)}
+
+
+def _newer_master(ctx: StepContext, known: set[str]) -> str | None:
     for machine in list_machines(ctx):
-        if is_master_machine(machine) and machine["metadata"]["name"] not in taken:
+        if is_master_machine(machine) and machine["metadata"]["name"] not in known:
             return str(machine["metadata"]["name"])
     return None
 
@@ -456,15 +489,15 @@ def _phase(ctx: StepContext, name: str) -> str:
     return ""
 
 
-def _until(ctx: StepContext, done: Any, waiting: Msg, timeout: float = MACHINE_WAIT) -> None:
-    deadline = time.monotonic() + timeout
+def _until(ctx: StepContext, done: Callable[[], bool], waiting: Msg, timeout: float = MACHINE_WAIT) -> None:
+    until = time.monotonic() + timeout
     while not done():
-        if time.monotonic() > deadline:
+        if time.monotonic() > until:
             raise StepFailed(msg("step.wait_timed_out", seconds=int(timeout), last=waiting.to_json()))
         if ctx.aborted():
             raise StepFailed(msg("step.wait_aborted"))
         ctx.progress(waiting)
-        time.sleep(2.0)
+        time.sleep(MACHINE_POLL)
 
 
 def upi_prompt(ctx: StepContext) -> Msg:
@@ -505,10 +538,14 @@ def _patch(ctx: StepContext, plural: str, body: Mapping[str, Any]) -> dict[str, 
 
 
 def quorum_guard(enabled: bool) -> Any:
-    """`oc patch etcd/cluster --type=merge` unsupportedConfigOverrides on (guard off) or null (guard on)."""
+    """`oc patch etcd/cluster --type=merge` unsupportedConfigOverrides on (guard off) or null (guard on);
+    a guard already as wanted (an earlier attempt whose answer was lost) is left alone."""
 
     def step(ctx: StepContext) -> Outcome:
         overrides = None if enabled else {QUORUM_GUARD: True}
+        current = (_operator(ctx, "etcds").get("spec") or {}).get("unsupportedConfigOverrides")
+        if _guard_as_wanted(current, enabled):
+            return Outcome(True, msg("restore.guard_on" if enabled else "restore.guard_off"))
         patched = _patch(ctx, "etcds", {"spec": {"unsupportedConfigOverrides": overrides}})
         now = (patched.get("spec") or {}).get("unsupportedConfigOverrides")
         if enabled and now:
@@ -518,20 +555,31 @@ def quorum_guard(enabled: bool) -> Any:
     return step
 
 
-def recovery_reason() -> str:
-    """`recovery-$(date --rfc-3339=ns)`: unique, so the operator cuts a new revision."""
-    now = datetime.now(UTC)
-    return f"recovery-{now.strftime('%Y-%m-%d %H:%M:%S')}.{now.microsecond * 1000:09d}+00:00"
+def _guard_as_wanted(overrides: Any, enabled: bool) -> bool:
+    if enabled:
+        return not overrides
+    return isinstance(overrides, Mapping) and overrides.get(QUORUM_GUARD) is True
+
+
+def recovery_reason(restored_at: float) -> str:
+    """`recovery-$(date --rfc-3339=ns)` for the moment cluster-restore.sh finished: unique to this
+    recovery, so the operator cuts a new revision, and the same when the step runs again, so that run
+    sees its patch is already in."""
+    when = datetime.fromtimestamp(restored_at, UTC)
+    return f"recovery-{when.strftime('%Y-%m-%d %H:%M:%S')}.{when.microsecond * 1000:09d}+00:00"
 
 
 def force_redeployment(plural: str) -> Any:
-    """`oc patch <operator> cluster -p '{"spec": {"forceRedeploymentReason": "recovery-…"}}' --type=merge`."""
+    """`oc patch <operator> cluster -p '{"spec": {"forceRedeploymentReason": "recovery-…"}}' --type=merge`;
+    when this recovery's reason is already there, it is not patched again (that would cut a second
+    revision and restart every kube-apiserver once more)."""
 
     def step(ctx: StepContext) -> Outcome:
         before = _operator(ctx, plural)
-        revision = int((before.get("status") or {}).get("latestAvailableRevision") or 0)
-        reason = recovery_reason()
-        _patch(ctx, plural, {"spec": {"forceRedeploymentReason": reason}})
+        reason = recovery_reason(float(ctx.vars.get("restored_at") or time.time()))
+        revision = revision_before(before, reason)
+        if (before.get("spec") or {}).get("forceRedeploymentReason") != reason:
+            _patch(ctx, plural, {"spec": {"forceRedeploymentReason": reason}})
         return Outcome(
             True,
             msg("restore.forced", operator=plural, reason=reason, revision=revision),
@@ -539,6 +587,18 @@ def force_redeployment(plural: str) -> Any:
         )
 
     return step
+
+
+def revision_before(obj: Mapping[str, Any], reason: str) -> int:
+    """The latest revision before `reason` was set: the current one, or the one before it when the
+    operator has already cut a revision for the reason (it has seen the spec that carries it)."""
+    latest = int((obj.get("status") or {}).get("latestAvailableRevision") or 0)
+    spec = obj.get("spec") or {}
+    observed = int((obj.get("status") or {}).get("observedGeneration") or 0)
+    generation = int((obj.get("metadata") or {}).get("generation") or 0)
+    if spec.get("forceRedeploymentReason") == reason and generation and observed >= generation:
+        return latest - 1
+    return latest
 
 
 def installer_state(obj: Mapping[str, Any]) -> tuple[int, str, str]:
@@ -596,7 +656,7 @@ def single_member(ctx: StepContext) -> tuple[bool, Msg]:
     try:
         pods = _etcd_pods(ctx)
     except StepFailed as down:
-        return False, msg("restore.api_waiting", reason=down.summary.to_json())
+        return False, msg("kube.api_waiting", reason=down.summary.to_json())
     states = ", ".join(sorted(f"{p['metadata']['name']} {pod_phase(p)}" for p in pods)) or "-"
     if len(pods) == 1 and pod_phase(pods[0]) == "Running":
         return True, msg("restore.single_etcd", host=host, pods=states)

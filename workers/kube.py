@@ -1,7 +1,7 @@
 """The Kubernetes API of a cluster, through the kubernetes client and the cluster's kubeconfig.
 
-Calls go through procedures.kube.call, which turns a down API (expected during a restore) into a
-plain message.
+Calls go through procedures.kube.call, which retries transient errors within the step's bound and
+turns an API that stays down (expected during a restore) into a plain message.
 """
 
 from __future__ import annotations
@@ -23,5 +23,7 @@ def api_client(cluster: Cluster) -> client.ApiClient:
         raise StepFailed(
             msg("kube.bad_kubeconfig", cluster=cluster.name, path=cluster.kubeconfig, error=str(error))
         ) from None
+    # urllib3 would retry a POST whose answer was lost as blindly as a GET: procedures.kube decides
+    # what is retried, and for how long.
     configuration.retries = 0
     return client.ApiClient(configuration)

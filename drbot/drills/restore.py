@@ -79,7 +79,17 @@ def _drill(stage: Stage, report: Report, cluster: Cluster, api: client.ApiClient
             report.check(
                 reason == "AllNodesAtLatestRevision", f"{plural}: {reason or 'progressing'}, {message}"
             )
+    print(f"  the twin's API blipped {_api_blips(stage)} times (500, 429, resets) during the drill")
     _print_time_split(stage, run_id)
+
+
+def _api_blips(stage: Stage) -> int:
+    """How many transient errors the twin's API gave (its log has one line each)."""
+    try:
+        log = (stage.directory / "kubeapi.log").read_text(errors="replace")
+    except FileNotFoundError:
+        return 0
+    return log.count("API blip:")
 
 
 def _namespace_exists(core: client.CoreV1Api) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hmac
 import json
 import logging
 import queue
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import discovery, errors
+from .blips import INTERNAL, RESET, RETRY_AFTER, THROTTLED, Blip, internal_error, throttled
 from .etcd import EtcdUnavailable, EtcdWatch, WatchExpired
 from .patches import apply_patch
 from .resources import ResourceType, find
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from .server import KubeApiServer
 
 _HEALTH = ("/healthz", "/readyz", "/livez")
+_HOOKS = "/sim/v1/"
 log = logging.getLogger("sim.kubeapi.handler")
 
 
@@ -74,6 +79,13 @@ class ApiHandler(BaseHTTPRequestHandler):
     api: KubeApiServer  # set by the server on a subclass
     _wrap: Callable[[dict], dict] | None = None
     _streaming = False
+    _lost: Blip | None = None
+    """A blip that strikes after the request was carried out: its answer is replaced."""
+    _generation = 0
+
+    def setup(self) -> None:
+        super().setup()
+        self._generation = self.api.generation
 
     def log_message(self, format: str, *args: Any) -> None:
         self.api.log_request(self.command, self.path, format % args)
@@ -95,13 +107,34 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     # ----- plumbing -----
 
-    def _send_json(self, code: int, body: Any) -> None:
+    def _send_json(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        if self._lost is not None:
+            lost, self._lost = self._lost, None
+            self._answer_blip(lost)
+            return
         payload = json.dumps(body).encode()
         self.send_response(code, errors.phrase(code))
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+    def _answer_blip(self, blip: Blip) -> None:
+        if blip.kind == INTERNAL:
+            self._send_json(500, internal_error().status())
+        elif blip.kind == THROTTLED:
+            self._send_json(429, throttled().status(), {"Retry-After": str(RETRY_AFTER)})
+        elif blip.kind == RESET:
+            self._reset()
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP RST, no answer: what a client sees when the server dies."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     def _send_text(self, code: int, text: str) -> None:
         payload = text.encode()
@@ -138,15 +171,23 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self._streaming = False
         self._wrap = None
+        self._lost = None
         url = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(url.query).items()}
         try:
             body = self._read_body() if self.command in ("POST", "PUT", "PATCH", "DELETE") else None
+            if self._generation != self.api.generation:
+                # This connection went to a kube-apiserver that has restarted since.
+                self._reset()
+                return
             if not self._authorized():
                 raise errors.unauthorized()
             if not self.api.is_up():
                 raise errors.unavailable("the control plane is down: no kube-apiserver is running")
-            self._route(url.path.rstrip("/") or "/", query, body)
+            path = url.path.rstrip("/") or "/"
+            if self._blipped(path):
+                return
+            self._route(path, query, body)
         except errors.ApiError as exc:
             self._send_json(exc.code, exc.status())
         except EtcdUnavailable as exc:
@@ -163,6 +204,21 @@ class ApiHandler(BaseHTTPRequestHandler):
                 failure = errors.ApiError(500, "InternalError", f"Internal error occurred: {exc}")
                 self._send_json(500, failure.status())
 
+    def _blipped(self, path: str) -> bool:
+        """True when this request got a blip instead of an answer; a blip that strikes after the
+        request is carried out is kept for _send_json."""
+        if path in _HEALTH or path.startswith(_HOOKS):
+            return False
+        blip = self.api.blip(self.command)
+        if blip is None:
+            return False
+        self.api.log_blip(blip, self.command, path)
+        if blip.after:
+            self._lost = blip
+            return False
+        self._answer_blip(blip)
+        return True
+
     def _route(self, path: str, query: dict[str, str], body: Any) -> None:
         method = self.command
         if path in _HEALTH:
@@ -177,7 +233,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if path == "/openapi/v2" and method == "GET":
             self._empty_openapi()
             return
-        if path.startswith("/sim/v1/"):
+        if path.startswith(_HOOKS):
             self._send_json(200, self.api.hook(method, path, body))
             return
         target = parse_resource_path(path)

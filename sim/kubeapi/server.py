@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from . import errors
+from .blips import Blip, Blips, BlipSettings, RolloutWatch
 from .certs import CertPair, issue_cert, load_pair, make_ca, write_pair
 from .etcd import EtcdClient
 from .handler import ApiHandler
@@ -62,7 +63,9 @@ class KubeApiServer:
     """One cluster's API endpoint.
 
     `control_plane_up` is asked on every request; while it returns False the API answers 503, as a load
-    balancer in front of stopped kube-apiservers would.
+    balancer in front of stopped kube-apiservers would. With `blips` (blips.py), API requests get
+    transient errors while `degraded` says the API is fragile (the twin: one kube-apiserver runs) or a
+    kube-apiserver revision rolls out, and `restart_apiserver` makes it refuse connections for a while.
     """
 
     def __init__(
@@ -85,6 +88,8 @@ class KubeApiServer:
         installer: Installer | None = None,
         host_managed: Callable[[str], bool] = lambda _node: False,
         adopt_host: Callable[[dict], tuple[str, str] | None] | None = None,
+        blips: BlipSettings | None = None,
+        degraded: Callable[[], bool] = lambda: False,
     ) -> None:
         self.host = host
         self.port = port
@@ -110,6 +115,12 @@ class KubeApiServer:
             adopt_host=adopt_host,
         )
         self._run_operators = run_operators
+        rollout = RolloutWatch(self.store)
+        self.blips = Blips(blips or BlipSettings(), lambda: degraded() or rollout())
+        self.generation = 0
+        """Counts kube-apiserver restarts: a connection opened before the last one is dead."""
+        self._listen_lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None
         self._httpd: _TLSServer | None = None
         self._last_error_log = 0.0
         self.stopping = threading.Event()
@@ -183,20 +194,22 @@ class KubeApiServer:
 
     def start(self) -> None:
         self.stopping.clear()
-        context = self._ensure_credentials()
-        handler = type("BoundApiHandler", (ApiHandler,), {"api": self})
-        self._httpd = _TLSServer((self.host, self.port), handler, context)
-        self.port = self._httpd.server_address[1]
+        self._context = self._ensure_credentials()
+        self._listen()
         self.write_kubeconfig()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="kubeapi-http", daemon=True)
-        self._thread.start()
         if self._run_operators:
             self.operators.start()
         log.info("API server listening on %s", self.url)
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.operators.stop()
+    def _listen(self) -> None:
+        assert self._context is not None
+        handler = type("BoundApiHandler", (ApiHandler,), {"api": self})
+        self._httpd = _TLSServer((self.host, self.port), handler, self._context)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="kubeapi-http", daemon=True)
+        self._thread.start()
+
+    def _close_listener(self) -> None:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -204,6 +217,48 @@ class KubeApiServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.operators.stop()
+        with self._listen_lock:
+            self._close_listener()
+
+    def restart_apiserver(self, seconds: float) -> None:
+        """The kube-apiserver that serves the API restarts (a revision landed on it): open connections
+        die and new ones are refused for `seconds`, then it listens again."""
+        if seconds <= 0:
+            return
+        with self._listen_lock:
+            if self._httpd is None or self.stopping.is_set():
+                return
+            self.generation += 1
+            self._close_listener()
+        log.info("kube-apiserver restarting: connections refused for %.1f s", seconds)
+        timer = threading.Timer(seconds, self._listen_again)
+        timer.daemon = True
+        timer.start()
+
+    def _listen_again(self) -> None:
+        with self._listen_lock:
+            if self._httpd is not None or self.stopping.is_set():
+                return
+            try:
+                self._listen()
+            except OSError:
+                # Someone took the address meanwhile: try again shortly rather than stay deaf.
+                log.exception("could not listen on %s again; retrying", self.url)
+                timer = threading.Timer(1.0, self._listen_again)
+                timer.daemon = True
+                timer.start()
+
+    def blip(self, method: str) -> Blip | None:
+        return self.blips.pick(method)
+
+    def log_blip(self, blip: Blip, method: str, path: str) -> None:
+        # One line each: a drill's kubeapi.log then shows what drbot had to ride through.
+        when = " after carrying it out" if blip.after else ""
+        log.info("API blip: %s for %s %s%s", blip.kind, method, path, when)
 
     def __enter__(self) -> KubeApiServer:
         self.start()

@@ -83,6 +83,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--realistic", action="store_true", help="operator timing like a real cluster (minutes per node)"
     )
+    up.add_argument(
+        "--api-blips",
+        type=float,
+        default=lifecycle.API_BLIPS,
+        metavar="RATE",
+        help="share of API requests answered with 500, 429 or a connection reset while only one "
+        f"kube-apiserver runs or a kube-apiserver revision rolls out (default {lifecycle.API_BLIPS})",
+    )
+    up.add_argument(
+        "--api-restart",
+        type=float,
+        default=lifecycle.API_RESTART,
+        metavar="SECONDS",
+        help="connections refused this long when the kube-apiserver serving the API restarts "
+        f"(default {lifecycle.API_RESTART})",
+    )
+    up.add_argument(
+        "--calm", action="store_true", help="no API blips and no restart outages (for tests that ask for it)"
+    )
     up.set_defaults(twin_func=_up)
 
     down = commands.add_parser("down", help="stop a twin: no process and no mount stays behind")
@@ -136,7 +155,13 @@ def _dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    options = lifecycle.ApiOptions(version=args.version, platform=args.platform, realistic=args.realistic)
+    options = lifecycle.ApiOptions(
+        version=args.version,
+        platform=args.platform,
+        realistic=args.realistic,
+        blips=0.0 if args.calm else args.api_blips,
+        restart=0.0 if args.calm else args.api_restart,
+    )
     spec, started = lifecycle.up(
         args.dir, args.name, args.hosts, args.first_address, args.ssh_port, args.timeout, options
     )
@@ -147,7 +172,8 @@ def _up(args: argparse.Namespace) -> int:
     for host in spec.hosts:
         print(f"  {host.short}  {host.address}  {host.name}")
     print(
-        f"API: https://{spec.api_vip}:{lifecycle.API_PORT} (OpenShift {options.version}, {options.platform})"
+        f"API: https://{spec.api_vip}:{lifecycle.API_PORT} (OpenShift {options.version}, {options.platform}; "
+        f"{_blips_text(options)})"
     )
     print(f"kubeconfig: {spec.dir / 'kubeconfig'}")
     print(f"clusters file: {spec.dir / 'clusters.yaml'}")
@@ -156,6 +182,12 @@ def _up(args: argparse.Namespace) -> int:
         f"-p {spec.ssh_port} core@{spec.hosts[0].address}"
     )
     return 0
+
+
+def _blips_text(options: lifecycle.ApiOptions) -> str:
+    if not options.blips and not options.restart:
+        return "calm: no API blips"
+    return f"API blips {options.blips:g} while fragile, {options.restart:g} s restarts"
 
 
 def _down(args: argparse.Namespace) -> int:

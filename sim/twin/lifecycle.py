@@ -42,13 +42,22 @@ PLATFORMS = ("installer-provisioned", "user-provisioned")
 VERSION = re.compile(r"^4\.(1[2-9])\.\d+$")
 
 
+API_BLIPS = 0.1
+"""Share of API requests that fail transiently while the API is fragile (sim/kubeapi/blips.py)."""
+API_RESTART = 2.0
+"""Seconds the API refuses connections when the kube-apiserver serving it restarts."""
+
+
 @dataclass(frozen=True)
 class ApiOptions:
-    """How the twin's API server behaves: OpenShift z-stream, platform, drill-like timing."""
+    """How the twin's API server behaves: OpenShift z-stream, platform, drill-like timing, and its
+    blips (on unless asked for calm: a real cluster is never calm during a restore)."""
 
     version: str = "4.14.38"
     platform: str = "installer-provisioned"
     realistic: bool = False
+    blips: float = API_BLIPS
+    restart: float = API_RESTART
 
     def check(self) -> None:
         if not VERSION.match(self.version):
@@ -57,9 +66,19 @@ class ApiOptions:
             )
         if self.platform not in PLATFORMS:
             raise TwinError(f"--platform {self.platform!r}: use installer-provisioned or user-provisioned")
+        if not 0.0 <= self.blips <= 1.0:
+            raise TwinError(f"--api-blips {self.blips}: give a share of requests from 0 to 1, e.g. 0.1")
+        if self.restart < 0:
+            raise TwinError(f"--api-restart {self.restart}: give 0 or more seconds")
 
     def to_json(self) -> dict:
-        return {"version": self.version, "platform": self.platform, "realistic": self.realistic}
+        return {
+            "version": self.version,
+            "platform": self.platform,
+            "realistic": self.realistic,
+            "blips": self.blips,
+            "restart": self.restart,
+        }
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
-"""One twin for the whole session (tests share it), always taken down, even when a test fails."""
+"""One twin for the whole session (tests share it), always taken down, even when a test fails.
+
+These tests drive the twin by hand with a bare kubernetes client, as the runbook's contract, so they
+ask for a calm API; the blips have their own tests (tests/kubeapi/test_blips.py) and drbot meets
+them in the end-to-end tests and drills."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -32,11 +37,16 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinSpec]:
         pytest.skip("the twin needs root")
     directory = tmp_path_factory.mktemp("twin")
     try:
-        spec, _started = lifecycle.up(directory, name="twin")
+        spec, _started = lifecycle.up(directory, name="twin", api=calm())
         yield spec
     finally:
         if (directory / "twin.json").exists():
             lifecycle.down(directory)
+
+
+def calm(api: lifecycle.ApiOptions | None = None) -> lifecycle.ApiOptions:
+    """The API options asked for, without blips or restart outages."""
+    return dataclasses.replace(api or lifecycle.ApiOptions(), blips=0.0, restart=0.0)
 
 
 def ssh(spec: TwinSpec, host: HostSpec, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
@@ -111,7 +121,7 @@ def own_twin(directory: Path, api: lifecycle.ApiOptions | None = None) -> Iterat
     if os.geteuid() != 0:
         pytest.skip("the twin needs root")
     try:
-        spec, _started = lifecycle.up(directory, name="twin", api=api)
+        spec, _started = lifecycle.up(directory, name="twin", api=calm(api))
         yield spec
     finally:
         if (directory / "twin.json").exists():

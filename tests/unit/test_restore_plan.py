@@ -59,6 +59,7 @@ def test_the_runbook_order() -> None:
         "ovn-restart-control-plane",
         "ovn-restart-node-pods",
         "ovn-stuck-terminating",
+        "plan-machines",
         "approve-machines",
         "recreate-machines",
         "confirm-upi-machines",
@@ -92,8 +93,10 @@ def test_every_step_cites_its_runbook_step() -> None:
 
 def test_flags_are_honest() -> None:
     by_id = {step.id: step for step in PROCEDURE.steps}
-    for step_id in ("move-etcd-data", "run-restore-script", "recreate-machines"):
+    for step_id in ("move-etcd-data", "run-restore-script"):
         assert not by_id[step_id].idempotent and by_id[step_id].destructive, step_id
+    # It checks the cluster before it acts and works from a plan kept with the run: it may run again.
+    assert by_id["recreate-machines"].idempotent and by_id["recreate-machines"].destructive
     for step_id in ("approve-start", "approve-restore-script", "approve-machines"):
         assert isinstance(by_id[step_id], Approval) and by_id[step_id].destructive, step_id
     assert not by_id["confirm-upi-machines"].destructive, "any approver may confirm the manual work"

@@ -43,10 +43,6 @@ def _copy_needed(ctx: StepContext) -> Msg | None:
     return None if ctx.vars.get("copy_to") else msg("manual_restore.copy_not_needed")
 
 
-def _only_when_different(ctx: StepContext) -> Msg | None:
-    return None if ctx.vars.get("members_differ") else msg("manual_restore.members_agree")
-
-
 def _ovn(ctx: StepContext) -> Msg | None:
     if ctx.cluster.network_type == "OVNKubernetes":
         return None
@@ -66,14 +62,6 @@ def _start_prompt(ctx: StepContext) -> Msg:
         hosts=", ".join(h.name for h in ctx.cluster.hosts),
         copy_to=", ".join(vars.get("copy_to") or []) or "-",
     )
-
-
-def _mismatch_prompt(ctx: StepContext) -> Msg:
-    shown = "\n".join(
-        f"{host}: " + "; ".join(str(line) for line in found)
-        for host, found in on_host.stored_members(ctx.vars).items()
-    )
-    return msg("manual_restore.mismatch_prompt", lines=shown, old=OLD_MEMBER_DATA)
 
 
 STEPS: tuple[Step, ...] = (
@@ -156,14 +144,6 @@ STEPS: tuple[Step, ...] = (
         title=msg("manual_restore.step.compare"),
         section=step(6),
         call=on_host.compare,
-    ),
-    Approval(
-        id="approve-member-mismatch",
-        title=msg("manual_restore.step.mismatch"),
-        section=step(6),
-        when=_only_when_different,
-        when_text=msg("manual_restore.when.mismatch"),
-        prompt=_mismatch_prompt,
     ),
     Command(
         id="move-restored-member",

@@ -345,7 +345,7 @@ def stored_members(vars: Mapping[str, Any]) -> dict[str, list[AddedMember]]:
 
 
 def compare(ctx: StepContext) -> Outcome:
-    """The runbook's "check that the added member lines are the same on every host"."""
+    """The runbook's "check that the added member lines are the same on every host": if not, stop."""
     by_host = stored_members(ctx.vars)
     members = [Member(host, m["name"], m["ip"]) for host, m in ctx.vars["members"].items()]
     problems = expected_members(by_host, members)
@@ -354,11 +354,20 @@ def compare(ctx: StepContext) -> Outcome:
         f"{host}:\n" + "\n".join(f"  {line}" for line in found) for host, found in by_host.items()
     )
     if differ:
-        summary = msg("manual_restore.members_differ", problems="; ".join(problems) or "-")
-    else:
-        first = next(iter(by_host.values()))
-        summary = msg("manual_restore.members_same", cluster_id=first[0].cluster_id, count=len(first))
-    return Outcome(True, summary, details=details, vars={"members_differ": differ})
+        # The runbook stops here: etcd started from differing restores can form several clusters.
+        lines = "\n".join(
+            f"{host}: " + "; ".join(str(line) for line in found) for host, found in by_host.items()
+        )
+        problem = msg(
+            "manual_restore.members_differ",
+            lines=lines,
+            problems="; ".join(problems) or "-",
+            old=OLD_MEMBER_DATA,
+        )
+        return Outcome(False, problem, details=details)
+    first = next(iter(by_host.values()))
+    summary = msg("manual_restore.members_same", cluster_id=first[0].cluster_id, count=len(first))
+    return Outcome(True, summary, details=details)
 
 
 # --- step 7: the regenerated member directory in place ----------------------------------------------------

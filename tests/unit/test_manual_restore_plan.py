@@ -6,7 +6,7 @@ from procedures.clusters import parse_clusters
 from procedures.manual_restore import PROCEDURE
 from procedures.manual_restore_host import move_member_command, restore_command, stop_static_pods_command
 from procedures.plan import plan, render_text
-from procedures.steps import Approval, Command
+from procedures.steps import Command
 
 IMAGE = "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + "9d28c15860870e85c91d0e36b45f7a6e" * 2
 
@@ -43,7 +43,6 @@ def test_nothing_is_written_on_a_host_before_the_start_approval() -> None:
         "save-member-data",
         "restore-snapshot",
         "compare-member-lines",
-        "approve-member-mismatch",
         "move-restored-member",
         "start-etcd",
         "check-etcd",
@@ -59,18 +58,6 @@ def test_hosts_are_stopped_and_started_one_at_a_time() -> None:
     assert serial == {"stop-static-pods", "start-etcd", "start-static-pods"}
 
 
-def test_the_member_gate_applies_only_when_the_lines_differ() -> None:
-    gate = PROCEDURE.step("approve-member-mismatch")
-    assert isinstance(gate, Approval) and gate.when is not None
-
-    class Ctx:
-        def __init__(self, differ: bool) -> None:
-            self.vars = {"members_differ": differ}
-
-    assert gate.when(Ctx(False)) is not None  # type: ignore[arg-type]
-    assert gate.when(Ctx(True)) is None  # type: ignore[arg-type]
-
-
 def test_plan_in_english_and_chinese() -> None:
     english = render_text(PROCEDURE, CLUSTER)
     assert english.index("[approve-start]") < english.index("[copy-snapshot]") < english.index("[stop-")
@@ -79,10 +66,8 @@ def test_plan_in_english_and_chinese() -> None:
         "Stop kube-apiserver, kube-controller-manager, kube-scheduler, then etcd (crictl stop leftovers) "
         "[stop-static-pods] — all control-plane hosts, one host at a time — §5.4.2.3 step 3" in english
     )
-    assert 'only when the "added member" lines differ between hosts' in english
     chinese = render_text(PROCEDURE, CLUSTER, "zh-CN")
     assert "将 /var/lib/etcd/member 移到 /home/core/assets/old-member-data [save-member-data]" in chinese
-    assert '仅当各主机的 "added member" 日志不一致时' in chinese
     assert [line.section for line in plan(PROCEDURE, "zh-CN")] == [line.section for line in plan(PROCEDURE)]
 
 

@@ -18,7 +18,7 @@ from kubernetes import client
 
 from procedures.clusters import Host
 from procedures.i18n import Msg, msg
-from procedures.kube import bounded, call, call_if_present, create_once, deadline
+from procedures.kube import API_DOWN, bounded, call, call_if_present, create_once, deadline
 from procedures.kube import tolerant as tolerant_within
 from procedures.restore_host import clear_pki_command, etcd_on_recovery_host, move_pki_command, non_recovery
 from procedures.steps import Outcome, StepContext, StepFailed
@@ -104,6 +104,8 @@ def nodes_reported(ctx: StepContext) -> tuple[bool, Msg]:
     try:
         nodes = list_nodes(ctx)
     except StepFailed as down:
+        if down.summary.key not in API_DOWN:
+            raise  # the API answered, and said no: waiting will not change that
         return False, msg("kube.api_waiting", reason=down.summary.to_json())
     waited = time.time() - float(ctx.vars.get("restored_at") or 0)
     not_ready = sorted(n["metadata"]["name"] for n in nodes if not node_ready(n))
@@ -656,6 +658,8 @@ def single_member(ctx: StepContext) -> tuple[bool, Msg]:
     try:
         pods = _etcd_pods(ctx)
     except StepFailed as down:
+        if down.summary.key not in API_DOWN:
+            raise  # the API answered, and said no: waiting will not change that
         return False, msg("kube.api_waiting", reason=down.summary.to_json())
     states = ", ".join(sorted(f"{p['metadata']['name']} {pod_phase(p)}" for p in pods)) or "-"
     if len(pods) == 1 and pod_phase(pods[0]) == "Running":

@@ -19,7 +19,7 @@ from redis import Redis
 
 from procedures.i18n import Msg, t
 from workers import keys
-from workers.redact import redact
+from workers.redact import redact, redact_value
 from workers.runs import RETENTION
 
 MAX_ENTRIES = 100_000
@@ -78,9 +78,9 @@ class Timeline:
 
 
 def _redact_msg(text: Msg) -> Msg:
-    """Secrets must not reach the timeline, even inside a message's arguments (an error, a pasted token)."""
-    args = {k: redact(v) if isinstance(v, str) else v for k, v in text.args.items()}
-    return Msg(text.key, args)
+    """Secrets must not reach the timeline, however deep in a message's arguments they sit: an argument
+    can be a message itself (an API error inside "version unknown: {reason}"), a list or a mapping."""
+    return Msg(text.key, redact_value(text.args))
 
 
 def _decode(fields: dict[bytes, bytes]) -> Entry:

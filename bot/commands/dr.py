@@ -22,7 +22,7 @@ from procedures import params
 from procedures.clusters import LANGUAGES, ConfigError
 from procedures.i18n import Msg, msg, t
 from workers import keys
-from workers.redact import redact
+from workers.redact import redact, redact_value
 from workers.runs import ClusterBusy, Run
 from workers.timeline import Entry, Timeline
 
@@ -36,7 +36,8 @@ Reply = dict[str, Any]
 
 def register(app: AsyncApp, deps: Deps) -> None:
     async def dr(ack: Callable[..., Awaitable[None]], command: dict[str, Any]) -> None:
-        await ack(**answer(deps, command))
+        # The answer goes straight back in the HTTP response, not through the outbox: redact it here.
+        await ack(**redact_value(answer(deps, command)))
 
     app.command("/dr")(dr)
 

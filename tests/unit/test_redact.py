@@ -1,6 +1,20 @@
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
-from workers.redact import redact
+from tests.redaction_canaries import CANARIES, Canary
+from workers.redact import (
+    RedactingFilter,
+    redact,
+    redact_value,
+    register_environment_secrets,
+    register_secret,
+)
 
 PRIVATE_KEY = """-----BEGIN OPENSSH PRIVATE KEY-----
 b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
@@ -92,7 +106,8 @@ def test_kubeconfig_secrets() -> None:
     assert "    certificate-authority-data: [REDACTED]\n" in out
     assert "    client-certificate-data: [REDACTED]\n" in out
     assert "    client-key-data: [REDACTED]\n" in out
-    assert "    token: [REDACTED]\n" in out
+    assert "    token: [REDACTED OPENSHIFT TOKEN]\n" in out
+    assert "    token: [REDACTED JWT]\n" in out
     assert "server: https://api.prod-east.example.com:6443" in out
 
 
@@ -112,7 +127,7 @@ def test_base64_pem_in_secret_yaml() -> None:
         ("curl -H 'Authorization: Basic dXNlcjpwYXNz' x", "curl -H 'Authorization: Basic [REDACTED]' x"),
         (f"jwt {JWT} end", "jwt [REDACTED JWT] end"),
         ("oc login --token=sha256~abcdefghijklmnop", "oc login --token=[REDACTED]"),
-        ('{"token": "abc123def456", "kind": "x"}', '{"token": [REDACTED], "kind": "x"}'),
+        ('{"token": "abc123def456", "kind": "x"}', '{"token": "[REDACTED]", "kind": "x"}'),
         ("SLACK_BOT_TOKEN=xoxb-1234567890-0987654321-AbCdEfGh", "SLACK_BOT_TOKEN=[REDACTED SLACK TOKEN]"),
         ("app token xapp-1-A0123456789-1234567890123-abcdef", "app token [REDACTED SLACK TOKEN]"),
         ("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE", "AWS_ACCESS_KEY_ID=[REDACTED AWS KEY ID]"),
@@ -123,21 +138,21 @@ def test_base64_pem_in_secret_yaml() -> None:
         ),
         (
             "export AWS_SECRET_ACCESS_KEY='wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
-            "export AWS_SECRET_ACCESS_KEY=[REDACTED]",
+            "export AWS_SECRET_ACCESS_KEY='[REDACTED]'",
         ),
         (
             "AWS_SESSION_TOKEN=IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJH",
             "AWS_SESSION_TOKEN=[REDACTED]",
         ),
-        ('"SessionToken": "IQoJb3JpZ2luX2VjEJr//wEaCXVz",', '"SessionToken": [REDACTED],'),
-        ('"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG",', '"SecretAccessKey": [REDACTED],'),
+        ('"SessionToken": "IQoJb3JpZ2luX2VjEJr//wEaCXVz",', '"SessionToken": "[REDACTED]",'),
+        ('"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG",', '"SecretAccessKey": "[REDACTED]",'),
         (
             "HTTPS_PROXY=http://proxyuser:s3cr3t@proxy.corp:3128",
             "HTTPS_PROXY=http://proxyuser:[REDACTED]@proxy.corp:3128",
         ),
         ("mysql://root:hunter2@db/x", "mysql://root:[REDACTED]@db/x"),
         ("password=hunter2 user=bob", "password=[REDACTED] user=bob"),
-        ("  password: 'correct horse'", "  password: [REDACTED]"),
+        ("  password: 'correct horse'", "  password: '[REDACTED]'"),
         ("client_secret=abc&x=1", "client_secret=[REDACTED]&x=1"),
     ],
 )
@@ -181,6 +196,23 @@ ORDINARY = [
     "serviceaccount-token   kubernetes.io/service-account-token   4   10d",
     "uuid 3f2b8c1e-7d4a-4e9b-8c2f-1a2b3c4d5e6f and node-1.example.com:6443",
     "Bearer tokens are used here",
+    "error: invalid token: the server has asked for the client to provide credentials",
+    "the service account token is mounted at /var/run/secrets/kubernetes.io/serviceaccount",
+    "Mountable secrets:   builder-dockercfg-x2l8p\nTokens:              builder-token-9vj2h",
+    "NAME                      TYPE                             DATA   AGE\n"
+    "builder-dockercfg-x2l8p   kubernetes.io/dockercfg          1      42d\n"
+    "pull-secret               kubernetes.io/dockerconfigjson   1      42d",
+    '  resourceVersion: "84736"\n  uid: 3f2b8c1e-7d4a-4e9b-8c2f-1a2b3c4d5e6f',
+    '{"metadata":{"name":"etcd-all-certs","resourceVersion":"84736"},"type":"kubernetes.io/tls"}',
+    "image: quay.io/openshift-release-dev/ocp-release@sha256:"
+    "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+    # the openshift-etcd/etcd-endpoints ConfigMap: member ids and addresses under data:
+    'data:\n  8e9e05c52164694d: 10.0.0.10\n  91bc3c398fb3c146: 10.0.0.11\n  mode: Disabled\n  revision: "7"',
+    "PASSWORD_FILE=/run/secrets/db-password\ntoken_type: Bearer\nsecretName: etcd-all-certs",
+    "podman login --password-stdin quay.io",
+    "oauth-openshift-6c9f8d7b5-x2l8p   1/1   Running\nauthentication   4.14.38   True   False   False   42d",
+    "key: /etc/drbot/ssh/id_ed25519\nknown_hosts: /etc/drbot/ssh/known_hosts",
+    "https://10.0.0.10:2379, https://10.0.0.11:2379 and http://proxy.corp.example.com:3128",
 ]
 
 
@@ -191,3 +223,174 @@ def test_ordinary_output_is_unchanged(text: str) -> None:
 
 def test_empty_text() -> None:
     assert redact("") == ""
+
+
+def test_already_redacted_text_stays_as_it_is() -> None:
+    once = redact("\n".join(c.text for c in CANARIES))
+    assert redact(once) == once
+
+
+@pytest.mark.parametrize("canary", CANARIES, ids=[c.rule for c in CANARIES])
+def test_canary_is_redacted(canary: Canary) -> None:
+    out = redact(canary.text)
+    for secret in canary.secrets:
+        assert secret not in out, out
+    assert "[REDACTED" in out
+
+
+@pytest.mark.parametrize("canary", [c for c in CANARIES if c.text.startswith("{")], ids=lambda c: c.rule)
+def test_json_stays_json(canary: Canary) -> None:
+    json.loads(redact(canary.text))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("MYSQL_ROOT_PASSWORD=x7", "MYSQL_ROOT_PASSWORD=[REDACTED]"),
+        ("db_password: x7", "db_password: [REDACTED]"),
+        ("Db.Password=x7", "Db.Password=[REDACTED]"),
+        ("KUBE_TOKEN=x7", "KUBE_TOKEN=[REDACTED]"),
+        ("accessToken: x7", "accessToken: [REDACTED]"),
+        ("secret_key = x7", "secret_key = [REDACTED]"),
+        ("SecretAccessKey=x7", "SecretAccessKey=[REDACTED]"),
+        ("x-api-key: x7", "x-api-key: [REDACTED]"),
+        ('{"auth": "x7"}', '{"auth": "[REDACTED]"}'),
+        ("{'password': 'x7'}", "{'password': '[REDACTED]'}"),
+        ("--token x7 --server s", "--token [REDACTED] --server s"),
+        ("--password=x7", "--password=[REDACTED]"),
+        ('- name: KUBE_TOKEN\n  value: "x7"', '- name: KUBE_TOKEN\n  value: "[REDACTED]"'),
+        ("?token=x7&a=1#access_token=x8", "?token=[REDACTED]&a=1#access_token=[REDACTED]"),
+        ("login with password: x7", "login with password: [REDACTED]"),
+        (
+            "redis://:x7@redis:6379/0 and mongodb://u:x8@db",
+            "redis://:[REDACTED]@redis:6379/0 and mongodb://u:[REDACTED]@db",
+        ),
+    ],
+)
+def test_key_rules(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_a_value_cut_off_with_its_line_is_still_redacted() -> None:
+    # An API error body is kept to 300 characters: the closing quote can be lost with the rest.
+    assert redact('{"message":"bad", "token": "abcdefghij') == '{"message":"bad", "token": "[REDACTED]'
+
+
+def test_registered_secrets_are_redacted_wherever_they_appear() -> None:
+    assert register_secret("Registered-Canary-5e1f0c")
+    line = "pasted Registered-Canary-5e1f0c into the channel (Registered-Canary-5e1f0c)"
+    assert redact(line) == "pasted [REDACTED] into the channel ([REDACTED])"
+
+
+def test_short_values_are_not_registered() -> None:
+    assert not register_secret("abc")
+    assert redact("abc and abcdef") == "abc and abcdef"
+
+
+def test_environment_secrets_include_the_redis_password(caplog: pytest.LogCaptureFixture) -> None:
+    register_environment_secrets(
+        {
+            "REDIS_URL": "redis://:Env%2FRedis%40Canary9@redis.infra.svc:6379/0",
+            "SLACK_SIGNING_SECRET": "env-signing-canary-77",
+            "AWS_SESSION_TOKEN": "x7Q9",
+        }
+    )
+    out = redact("auth Env%2FRedis%40Canary9 then Env/Redis@Canary9, signed with env-signing-canary-77")
+    assert out == "auth [REDACTED] then [REDACTED], signed with [REDACTED]"
+    assert "AWS_SESSION_TOKEN is shorter than 8 characters" in caplog.text
+    assert "x7Q9" not in caplog.text
+
+
+def test_nested_values_are_redacted() -> None:
+    nested = {
+        "reason": {
+            "key": "kube.api_error",
+            "args": {"body": "Authorization: Bearer abcdefghijklmnopqrstuvwxyz"},
+        },
+        "outputs": ["ok", ("KUBE_TOKEN=x7", 3)],
+        "status": 403,
+    }
+    assert redact_value(nested) == {
+        "reason": {"key": "kube.api_error", "args": {"body": "Authorization: Bearer [REDACTED]"}},
+        "outputs": ["ok", ("KUBE_TOKEN=[REDACTED]", 3)],
+        "status": 403,
+    }
+
+
+def test_log_records_are_redacted_message_and_exception() -> None:
+    try:
+        raise ValueError("Invalid header value b'Bearer sha256~LogCanary0123456789abcdefgh\\n'")
+    except ValueError:
+        record = logging.getLogger("drbot.test").makeRecord(
+            "drbot.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "connecting to %s failed",
+            ("redis://:LogPw42@r",),
+            sys.exc_info(),
+        )
+    assert RedactingFilter().filter(record)
+    formatted = logging.Formatter().format(record)
+    assert "LogPw42" not in formatted and "LogCanary" not in formatted
+    assert "connecting to redis://:[REDACTED]@r failed" in formatted
+    assert "ValueError: Invalid header value b'Bearer [REDACTED OPENSHIFT TOKEN]" in formatted
+
+
+def test_a_record_without_secrets_keeps_its_arguments() -> None:
+    record = logging.makeLogRecord({"msg": "%s %d", "args": ("GET /", 200)})
+    RedactingFilter().filter(record)
+    assert record.args == ("GET /", 200)
+
+
+UNCAUGHT = """
+import logging, sys, threading
+from workers.redact import install_log_redaction
+install_log_redaction()
+quiet = logging.getLogger("uvicorn.error")  # a library's own handler, not passed on to the root logger
+quiet.addHandler(logging.StreamHandler(sys.stderr))
+quiet.propagate = False
+quiet.error("bad request with X-Auth-Token: %s", "SubprocessCanary1")
+thread = threading.Thread(target=lambda: int("KUBE_TOKEN=SubprocessCanary2"))
+thread.start()
+thread.join()
+raise RuntimeError("cannot reach redis://:SubprocessCanary3@redis:6379/0")
+"""
+
+
+def test_installed_redaction_covers_every_handler_and_uncaught_exceptions() -> None:
+    root = Path(__file__).parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", UNCAUGHT], capture_output=True, text=True, timeout=60, cwd=root
+    )
+    assert result.returncode == 1
+    assert "SubprocessCanary" not in result.stderr, result.stderr
+    assert "X-Auth-Token: [REDACTED]" in result.stderr
+    assert "KUBE_TOKEN=[REDACTED]" in result.stderr
+    assert "RuntimeError: cannot reach redis://:[REDACTED]@redis:6379/0" in result.stderr
+
+
+def _command_output(size: int) -> str:
+    """About `size` characters of what DR steps print, with every canary inside."""
+    unit = "\n".join(
+        (CRICTL, ETCD_MEMBERS, SNAPSHOT_STATUS, *ORDINARY, KUBECONFIG, *(c.text for c in CANARIES))
+    )
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def test_one_mebibyte_of_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """Redaction runs on every command output (up to 1 MiB): print how long that takes."""
+    figures = {
+        "DR output with secrets": _command_output(1 << 20),
+        "one line of key characters": ("a_token" * (1 << 20))[: 1 << 20],
+        "a `token` word every 6 characters": ("token " * (1 << 20))[: 1 << 20],
+    }
+    for name, text in figures.items():
+        started = time.perf_counter()
+        out = redact(text)
+        took = time.perf_counter() - started
+        with capsys.disabled():
+            print(f"\nredacting 1 MiB ({name}) took {took * 1000:.0f} ms", end="")
+        if name.startswith("DR output"):
+            assert not [s for c in CANARIES for s in c.secrets if s in out]
+            assert CRICTL in out and ETCD_MEMBERS in out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from drbot.drills import SCENARIOS
 from drbot.drills.common import Report
 from drbot.stage import CHANNEL, Stage
 from procedures.clusters import load_clusters
+from sim.twin import hostscripts
+from sim.twin.layout import TwinError
 from workers.timeline import Timeline
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
@@ -35,6 +38,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "kube-apiserver or rolls a revision, as a real cluster does during a restore)",
     )
     drill.add_argument(
+        "--scripts-from",
+        type=Path,
+        metavar="DIR",
+        help="the twin's hosts run the cluster-backup.sh and cluster-restore.sh in DIR, copied from a real "
+        "control-plane host's /usr/local/bin, instead of the twin's own",
+    )
+    drill.add_argument(
         "--redis-url",
         default=os.environ.get("DRBOT_DRILL_REDIS_URL", DEFAULT_REDIS),
         help=f"Redis database the drill may empty (default {DEFAULT_REDIS})",
@@ -43,11 +53,14 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def run_drill(args: argparse.Namespace) -> int:
+    try:
+        options = twin_options(args)
+    except TwinError as error:
+        print(f"drbot drill: {error}", file=sys.stderr)
+        return 2
     directory = Path(args.dir or tempfile.mkdtemp(prefix="drbot-drill-"))
     report = Report()
-    stage = Stage(
-        directory, args.redis_url, keep_twin=args.keep, twin_options=("--calm",) if args.calm else ()
-    )
+    stage = Stage(directory, args.redis_url, keep_twin=args.keep, twin_options=options)
     with report.phase("twin up, drbot serve and drbot worker start"):
         try:
             stage.up()
@@ -68,6 +81,15 @@ def run_drill(args: argparse.Namespace) -> int:
         print_how_to_reach(directory)
     print("DRILL FAILED: " + "; ".join(report.failures) if report.failures else "DRILL PASSED")
     return 1 if report.failures else 0
+
+
+def twin_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """What `drbot twin up` is given; scripts from a directory are checked before anything starts."""
+    options: tuple[str, ...] = ("--calm",) if args.calm else ()
+    if args.scripts_from:
+        hostscripts.load(args.scripts_from)
+        options += ("--scripts-from", str(args.scripts_from.resolve()))
+    return options
 
 
 def print_outcome(stage: Stage) -> None:

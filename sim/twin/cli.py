@@ -102,6 +102,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--calm", action="store_true", help="no API blips and no restart outages (for tests that ask for it)"
     )
+    up.add_argument(
+        "--scripts-from",
+        type=Path,
+        metavar="DIR",
+        help="install the cluster-backup.sh and cluster-restore.sh in DIR, copied from a real control-plane "
+        "host's /usr/local/bin, instead of the twin's own (etcd.env and etcd-common-tools stay the twin's)",
+    )
     up.set_defaults(twin_func=_up)
 
     down = commands.add_parser("down", help="stop a twin: no process and no mount stays behind")
@@ -163,7 +170,14 @@ def _up(args: argparse.Namespace) -> int:
         restart=0.0 if args.calm else args.api_restart,
     )
     spec, started = lifecycle.up(
-        args.dir, args.name, args.hosts, args.first_address, args.ssh_port, args.timeout, options
+        args.dir,
+        args.name,
+        args.hosts,
+        args.first_address,
+        args.ssh_port,
+        args.timeout,
+        options,
+        scripts_from=args.scripts_from,
     )
     if not started:
         print(f"twin {spec.name!r} is already running in {spec.dir}; nothing started")
@@ -177,6 +191,11 @@ def _up(args: argparse.Namespace) -> int:
     )
     print(f"kubeconfig: {spec.dir / 'kubeconfig'}")
     print(f"clusters file: {spec.dir / 'clusters.yaml'}")
+    print(
+        f"cluster-backup.sh, cluster-restore.sh: from {args.scripts_from.resolve()}"
+        if args.scripts_from
+        else "cluster-backup.sh, cluster-restore.sh: the twin's own"
+    )
     print(
         f"ssh: ssh -i {spec.dir / 'id_ed25519'} -o UserKnownHostsFile={spec.dir / 'known_hosts'} "
         f"-p {spec.ssh_port} core@{spec.hosts[0].address}"

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from sim.twin import manifests, pki
+from sim.twin.hostscripts import SCRIPTS, HostScripts
 from sim.twin.layout import (
     CODE_DIR,
     ETCD_SCRIPTS,
@@ -22,9 +23,10 @@ from sim.twin.layout import (
 from sim.twin.sshd import install_authorized_key, sshd_config
 
 PACKAGE = Path(str(resources.files("sim.twin")))
-PYTHON_TOOLS = ("crictl", "ip", "systemctl", "podman")
+PYTHON_TOOLS = ("crictl", "ip", "systemctl", "podman", "oc")
 SHELL_TOOLS = {
     "restorecon": "restorecon.sh",
+    "tar": "tar.sh",
     "cluster-backup.sh": "cluster-backup.sh",
     "cluster-restore.sh": "cluster-restore.sh",
 }
@@ -46,11 +48,12 @@ def render_host(
     client_key: str,
     host_key: Path,
     core: tuple[int, int],
+    scripts: HostScripts,
 ) -> None:
     for _target, mount_dir in HOST_MOUNTS:
         spec.host_root(host, mount_dir).mkdir(parents=True, exist_ok=True)
     at = lambda path: spec.in_host(host, path)  # noqa: E731
-    _kubernetes(spec, host, etcd_pki, at)
+    _kubernetes(spec, host, etcd_pki, at, scripts)
     _kubelet(host, at)
     at("/var/lib/etcd").mkdir(mode=0o700, exist_ok=True)
     at("/tmp").chmod(0o1777)
@@ -64,10 +67,10 @@ def render_host(
     state = at(STATE_DIR)
     (state / "logs").mkdir(parents=True, exist_ok=True)
     write(state / "ip.json", json.dumps(_interfaces(spec, host), indent=1))
-    _tools(host, at)
+    _tools(host, at, scripts)
 
 
-def _kubernetes(spec: TwinSpec, host: HostSpec, etcd_pki: pki.EtcdPki, at) -> None:
+def _kubernetes(spec: TwinSpec, host: HostSpec, etcd_pki: pki.EtcdPki, at, scripts: HostScripts) -> None:
     resources_dir = at("/etc/kubernetes/static-pod-resources")
     for revision in (manifests.ETCD_REVISION_BOOTSTRAP, manifests.ETCD_REVISION):
         pod = manifests.to_json(manifests.etcd_pod(host, spec, revision))
@@ -92,11 +95,11 @@ def _kubernetes(spec: TwinSpec, host: HostSpec, etcd_pki: pki.EtcdPki, at) -> No
         f"# api {spec.api_vip}, ingress {spec.ingress_vip}\n",
     )
     pki.write_etcd_certs(resources_dir / "etcd-certs", etcd_pki)
-    scripts = at(ETCD_SCRIPTS)
-    write(scripts / "etcd.env", manifests.render_env_file(manifests.etcd_env(spec)))
-    write(scripts / "etcd-common-tools", (PACKAGE / "scripts" / "etcd-common-tools.sh").read_text())
-    for name in ("cluster-backup.sh", "cluster-restore.sh"):
-        write(scripts / name, _node_script(name, host), 0o755)
+    scripts_dir = at(ETCD_SCRIPTS)
+    write(scripts_dir / "etcd.env", manifests.render_env_file(manifests.etcd_env(spec)))
+    write(scripts_dir / "etcd-common-tools", (PACKAGE / "scripts" / "etcd-common-tools.sh").read_text())
+    for name in SCRIPTS:
+        write(scripts_dir / name, scripts.for_host(name, host), 0o755)
     write(at(RESTORE_POD), manifests.restore_pod_yaml(host))
     kubeconfigs = resources_dir / "kube-apiserver-certs" / "secrets" / "node-kubeconfigs"
     for name, server in (
@@ -106,11 +109,6 @@ def _kubernetes(spec: TwinSpec, host: HostSpec, etcd_pki: pki.EtcdPki, at) -> No
         ("lb-ext", f"https://api.{spec.name}.example.com:6443"),
     ):
         write(kubeconfigs / f"{name}.kubeconfig", _kubeconfig(name, server), 0o600)
-
-
-def _node_script(name: str, host: HostSpec) -> str:
-    # The etcd pod's copy step names the node's env vars in the scripts it installs.
-    return (PACKAGE / "scripts" / name).read_text().replace("NODE_ENVVAR_NAME", host.key)
 
 
 def _kubeconfig(name: str, server: str) -> str:
@@ -162,16 +160,12 @@ def _interfaces(spec: TwinSpec, host: HostSpec) -> list[dict]:
     ]
 
 
-def _tools(host: HostSpec, at) -> None:
+def _tools(host: HostSpec, at, scripts: HostScripts) -> None:
     bin_dir = at("/usr/local/bin")
     for tool in PYTHON_TOOLS:
         write(bin_dir / tool, f'#!/bin/sh\nexec /usr/bin/python3 -s {CODE_DIR}/tools/{tool}.py "$@"\n', 0o755)
     for tool, source in SHELL_TOOLS.items():
-        text = (
-            _node_script(source, host)
-            if tool.startswith("cluster-")
-            else (PACKAGE / "scripts" / source).read_text()
-        )
+        text = scripts.for_host(tool, host) if tool in SCRIPTS else (PACKAGE / "scripts" / source).read_text()
         write(bin_dir / tool, text, 0o755)
 
 

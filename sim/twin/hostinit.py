@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +23,8 @@ try:
 except ImportError:  # run as a script by the system python inside a host
     import runtime  # type: ignore[no-redef]
 
+MS_RDONLY = 1
+MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 PR_SET_CHILD_SUBREAPER = 36
@@ -41,10 +44,32 @@ def units(code_dir: str) -> dict[str, list[str]]:
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def bind(source: str, target: str) -> None:
-    if _libc.mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None) != 0:
+def mount(source: str, target: str, fstype: str | None, flags: int, options: str | None = None) -> None:
+    encoded = [None if v is None else v.encode() for v in (fstype, options)]
+    if _libc.mount(source.encode(), target.encode(), encoded[0], flags, encoded[1]) != 0:
         errno = ctypes.get_errno()
-        raise OSError(errno, f"mount --bind {source} {target}: {os.strerror(errno)}")
+        raise OSError(errno, f"mount {source} {target} ({fstype or 'bind'}): {os.strerror(errno)}")
+
+
+def bind(source: str, target: str) -> None:
+    mount(source, target, None, MS_BIND | MS_REC)
+
+
+def hide_image_tools() -> None:
+    """As on RHCOS, etcdctl is no program of the host: only the etcd image has it, and the backup and
+    restore scripts copy it out with podman (dl_etcdctl). The machine's /usr/bin stays reachable,
+    read-only, as the etcd image's (runtime.IMAGE_BIN); an overlay with a whiteout per image-only tool
+    makes /usr/bin the host's own view, read-only too, so no host can change the machine's programs."""
+    os.makedirs(runtime.IMAGE_BIN, exist_ok=True)
+    bind("/usr/bin", runtime.IMAGE_BIN)
+    mount("none", runtime.IMAGE_BIN, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    whiteouts = os.path.join(runtime.STATE_DIR, "usr-bin-whiteouts")
+    os.makedirs(whiteouts, exist_ok=True)
+    for tool in runtime.IMAGE_ONLY_TOOLS:
+        with contextlib.suppress(FileExistsError):
+            # overlayfs reads a 0/0 character device in a layer as "this name does not exist".
+            os.mknod(os.path.join(whiteouts, tool), stat.S_IFCHR, os.makedev(0, 0))
+    mount("overlay", "/usr/bin", "overlay", MS_RDONLY, f"lowerdir={whiteouts}:/usr/bin")
 
 
 def same_namespace_pids() -> list[int]:
@@ -207,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         target, subdir = item.split("=", 1)
         bind(os.path.join(args.root, subdir), target)
     os.makedirs(runtime.STATE_DIR, exist_ok=True)
+    hide_image_tools()
     with open(runtime.HOSTINIT_PID, "w") as handle:
         handle.write(f"{os.getpid()}\n")
     # `down` finds every process of this host by its mount namespace, even if this process is gone.

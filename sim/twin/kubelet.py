@@ -59,7 +59,12 @@ def path_translator(pod: dict, container: dict):
 
 def container_env(pod: dict, container: dict) -> dict[str, str]:
     translate = path_translator(pod, container)
-    env = {"PATH": BASE_PATH, "HOME": "/root", "HOSTNAME": pod["metadata"].get("name", "")}
+    # A container runs its image's programs: etcdctl is there, though not on the host.
+    env = {
+        "PATH": f"{BASE_PATH}:{runtime.IMAGE_BIN}",
+        "HOME": "/root",
+        "HOSTNAME": pod["metadata"].get("name", ""),
+    }
     for item in container.get("env") or []:
         if "name" in item:
             env[item["name"]] = translate(str(item.get("value", "")))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from sim.twin import allocation, hostfs, pki, sshd
+from sim.twin import allocation, hostfs, hostscripts, pki, sshd
 from sim.twin.layout import DEFAULT_SSH_PORT, STATE_DIR, HostSpec, TwinError, TwinSpec, load_spec, make_spec
 from sim.twin.manifests import ETCD_REVISION
 
@@ -148,11 +148,14 @@ def up(
     ssh_port: int = DEFAULT_SSH_PORT,
     timeout: float = 60.0,
     api: ApiOptions | None = None,
+    scripts_from: Path | None = None,
 ) -> tuple[TwinSpec, bool]:
     """Start a twin (hosts, then its API server); returns (spec, started). started is False when it
-    was already running."""
+    was already running. `scripts_from`: a directory with OpenShift's cluster-backup.sh and
+    cluster-restore.sh, installed instead of the twin's own (hostscripts.py)."""
     api = api or ApiOptions()
     api.check()
+    scripts = hostscripts.load(scripts_from) if scripts_from else hostscripts.own()
     check_prerequisites()
     directory = directory.resolve()
     existing = read_state(directory)
@@ -172,7 +175,7 @@ def up(
         spec = make_spec(name, directory, chosen, hosts, ssh_port)
         allocation.check_free([h.address for h in spec.hosts], (ssh_port, *ETCD_PORTS))
         allocation.check_free([spec.api_vip], (API_PORT,))
-        _prepare(spec, api)
+        _prepare(spec, api, scripts)
         pids: dict[str, int] = {}
         write_state(spec, pids, "starting", api.to_json())
         for host in spec.hosts:
@@ -288,7 +291,7 @@ def api_ready(spec: TwinSpec) -> bool:
         return False
 
 
-def _prepare(spec: TwinSpec, api: ApiOptions) -> None:
+def _prepare(spec: TwinSpec, api: ApiOptions, scripts: hostscripts.HostScripts) -> None:
     for stale in ("hosts", "pki"):
         shutil.rmtree(spec.dir / stale, ignore_errors=True)
     core = sshd.ensure_core_user()
@@ -301,7 +304,7 @@ def _prepare(spec: TwinSpec, api: ApiOptions) -> None:
         host_key = spec.pki_dir / f"ssh_host_ed25519_key.{host.short}"
         public = sshd.keygen(host_key, f"root@{host.name}")
         known_hosts.append(sshd.known_hosts_line(host.address, spec.ssh_port, public))
-        hostfs.render_host(spec, host, etcd_pki, client_public, host_key, core)
+        hostfs.render_host(spec, host, etcd_pki, client_public, host_key, core, scripts)
         hostfs.write_ovn_databases(spec, host, ovn_db_dir(api.version))
     (spec.dir / "known_hosts").write_text("".join(known_hosts))
     (spec.dir / "clusters.yaml").write_text(clusters_yaml(spec, api))

@@ -24,6 +24,11 @@ HOSTINIT_PID = os.path.join(STATE_DIR, "hostinit.pid")
 MOUNT_NAMESPACE = os.path.join(STATE_DIR, "mntns")
 IP_STATE = os.path.join(STATE_DIR, "ip.json")
 PODMAN_DIR = os.path.join(STATE_DIR, "podman")
+# RHCOS has no etcdctl on the host: the backup and restore scripts copy it out of the etcd image
+# (dl_etcdctl). Host init hides these programs of the machine's /usr/bin from the host and keeps that
+# /usr/bin, read-only, here as the etcd image's: containers and `podman create` find them in it.
+IMAGE_ONLY_TOOLS = ("etcdctl", "etcdutl")
+IMAGE_BIN = os.path.join(STATE_DIR, "etcd-image", "usr", "bin")
 RUNNING = "CONTAINER_RUNNING"
 EXITED = "CONTAINER_EXITED"
 

@@ -1,6 +1,7 @@
 """podman for a twin host: `run` of the etcd image (runbook 5.4.2.3) and create/mount/rm (dl_etcdctl).
 
-"Images" are the host itself: an etcd image's rootfs holds bin/etcdctl (the real /usr/bin/etcdctl).
+"Images" are the host itself, as the etcd image: its /usr/bin is the machine's (runtime.IMAGE_BIN), with
+the etcdctl that the host itself does not have.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -17,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import runtime
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PR_SET_PDEATHSIG = 1
 
 
 def need_root() -> None:
@@ -35,27 +38,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 125
         binds.append((parts[0], parts[1]))
     entrypoint = [args.entrypoint] if args.entrypoint else ["/bin/bash"]
-    argv = entrypoint + list(args.command)
     env = {"PATH": PATH, "HOME": "/root", "TERM": os.environ.get("TERM", "xterm"), "ETCDCTL_API": "3"}
     for item in args.env or []:
         key, _, value = item.partition("=")
         env[key] = value if _ else os.environ.get(key, "")
     moved = [(src, dst) for src, dst in binds if os.path.realpath(src) != os.path.realpath(dst)]
-    if moved:
-        # Volumes at another path need a private mount namespace, as the container would have.
-        script = "".join(f'mkdir -p "{d}" && mount --bind "{s}" "{d}" && ' for s, d in moved)
-        argv = [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/bash",
-            "-c",
-            script + 'exec "$@"',
-            "podman-run",
-            *argv,
-        ]
-    return subprocess.call(argv, env=env, cwd="/")
+    # A private mount namespace, as the container has: its /usr/bin is the image's (etcdctl included),
+    # and volumes at another path are mounted there.
+    script = f'mount -o bind,ro "{runtime.IMAGE_BIN}" /usr/bin && '
+    script += "".join(f'mkdir -p "{d}" && mount --bind "{s}" "{d}" && ' for s, d in moved)
+    argv = ["unshare", "--mount", "--propagation", "private", "/bin/bash", "-c", script + 'exec "$@"']
+    argv += ["podman-run", *entrypoint, *args.command]
+    # Outside the host's mount namespace, only this tie ends the container when the host powers off.
+    return subprocess.call(argv, env=env, cwd="/", preexec_fn=die_with_parent)
+
+
+def die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def rootfs(container: str) -> str:
@@ -67,9 +66,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     container = uuid.uuid4().hex + uuid.uuid4().hex
     root = rootfs(container)
     os.makedirs(os.path.join(root, "bin"))
-    for tool in ("etcdctl", "etcd"):
-        if os.path.exists(f"/usr/bin/{tool}"):
-            os.symlink(f"/usr/bin/{tool}", os.path.join(root, "bin", tool))
+    for tool in ("etcd", *runtime.IMAGE_ONLY_TOOLS):
+        if os.path.exists(os.path.join(runtime.IMAGE_BIN, tool)):
+            os.symlink(os.path.join(runtime.IMAGE_BIN, tool), os.path.join(root, "bin", tool))
     with open(os.path.join(runtime.PODMAN_DIR, container, "image"), "w") as handle:
         handle.write(args.image)
     print(container)

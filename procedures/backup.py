@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client
 
 from procedures import params
+from procedures.etcdctl import snapshot_status
 from procedures.i18n import Msg, msg
 from procedures.steps import (
     ALL_HOSTS,
@@ -32,8 +33,6 @@ from procedures.versions import cluster_version, proxy_env
 
 SECTION = "5.4.2.2 (prerequisites: backing up etcd)"
 BACKUP_SCRIPT = "/usr/local/bin/cluster-backup.sh"
-ETCDCTL_DIR = "/etc/kubernetes/static-pod-resources/bin"
-"""Where cluster-backup.sh leaves the etcdctl it extracted from the etcd image (etcd-common-tools)."""
 
 
 def _probe_command(ctx: StepContext) -> str:
@@ -132,8 +131,7 @@ def _verify_command(ctx: StepContext) -> str:
     return (
         f"cd {directory} && snap=$(ls -v snapshot_*.db | tail -1) && "
         "res=$(ls -v static_kuberesources_*.tar.gz | tail -1) && "
-        'stat -c "%n %s" "$snap" "$res" && '
-        f'PATH="$PATH:{ETCDCTL_DIR}" ETCDCTL_API=3 etcdctl snapshot status "$snap" -w json'
+        'stat -c "%n %s" "$snap" "$res" && ' + snapshot_status('"$snap"')
     )
 
 

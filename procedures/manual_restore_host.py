@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from procedures.etcdctl import ETCDCTL_IMAGE
 from procedures.i18n import msg
 from procedures.manual_restore_parse import (
     ETCD_ENV,
@@ -46,7 +47,6 @@ from procedures.steps import CommandResult, Outcome, StepContext, StepFailed, al
 ETCD_DATA = "/var/lib/etcd"
 CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 TOOLS = ("podman", "crictl", "jq", "restorecon", "uuidgen")
-ETCDCTL_IMAGE = """jq -r '.spec.containers[]|select(.name=="etcdctl")|.image'"""
 STOP_WAIT = 240
 """Checks (every 0.5 s) for the kubelet to stop a pod's containers before `crictl stop` ("a few minutes")."""
 START_WAIT = 600

@@ -45,6 +45,7 @@ from typing import Any
 from kubernetes import client
 
 from procedures.clusters import ConfigError
+from procedures.etcdctl import snapshot_status
 from procedures.i18n import Msg, msg
 from procedures.kube import call
 from procedures.restore_values import (
@@ -72,7 +73,6 @@ from procedures.versions import PROXY_VARS, cluster_version, proxy_env
 
 CLUSTER_RESTORE = "/usr/local/bin/cluster-restore.sh"
 ETCD_SCRIPTS = "/etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env"
-ETCDCTL_DIR = "/etc/kubernetes/static-pod-resources/bin"
 KEEPALIVED_MANIFEST = "/etc/kubernetes/manifests/keepalived.yaml"
 KAS_VERSION_FILES = (
     "/etc/kubernetes/static-pod-resources/kube-apiserver-pod-*/configmaps/kube-apiserver-pod/version"
@@ -288,7 +288,9 @@ def backup_command(ctx: StepContext) -> str:
         'test "$res" = "static_kuberesources_$ts.tar.gz" || { echo "$snap $res"; exit 7; }; '
         'echo "snapshot=$snap $(stat -c %s "$snap")"; echo "resources=$res $(stat -c %s "$res")"; '
         'echo "info=$(tr -d "\\n" < "backup-info_$ts.json" 2>/dev/null)"; '
-        f'echo "status=$(PATH="$PATH:{ETCDCTL_DIR}" ETCDCTL_API=3 etcdctl snapshot status "$snap" -w json)"'
+        + 'echo "status=$('
+        + snapshot_status('"$snap"')
+        + ')"'
     )
 
 

@@ -22,6 +22,7 @@ from drbot.stage import CHANNEL, Stage, twin
 from procedures.clusters import Cluster, Host, load_clusters
 from workers.journal import Journal
 from workers.runs import RunStore
+from workers.ssh import SshPool
 
 RESTORE_DB = "redis://127.0.0.1:6379/4"
 BACKUP = "/home/core/assets/backup"
@@ -106,20 +107,22 @@ class TestInstallerProvisioned:
 
     def test_bad_input_is_refused_before_anything_changes(self, ipi: Stage) -> None:
         master0 = cluster_of(ipi).hosts[0]
+        _, body = ipi.slack.slash("U0ALICE", CHANNEL, "restore twin recovery-host=worker-7.twin.example.com")
+        assert "is not a control-plane host of this cluster" in body, "refused before a run exists"
         cases = {
-            "recovery-host=worker-7.twin.example.com": "is not a control-plane host of this cluster",
-            "backup=/home/core/only-snapshot": "no static_kuberesources_<ts>.tar.gz in /home/core/only-snap",
-            "backup=/home/core/older-z": "the backup was taken on 4.14.37 but the cluster runs 4.14.38",
+            # Slack shows the message's "<ts>" escaped, as all text from hosts.
+            f"backup={BACKUP}/only-snapshot": f"no static_kuberesources_&lt;ts&gt;.tar.gz in {BACKUP}/only",
+            f"backup={BACKUP}/older-z": "the backup was taken on 4.14.37 but the cluster runs 4.14.38",
         }
         on(
             ipi,
             master0,
-            f"sudo mkdir -p /home/core/only-snapshot /home/core/older-z && cd {BACKUP} && "
+            f"sudo mkdir -p {BACKUP}/only-snapshot {BACKUP}/older-z && cd {BACKUP} && "
             "snap=$(ls -v snapshot_*.db | tail -1) && ts=${snap#snapshot_} && ts=${ts%.db} && "
-            'sudo cp "$snap" /home/core/only-snapshot/ && '
-            'sudo cp "$snap" "static_kuberesources_$ts.tar.gz" /home/core/older-z/ && '
+            'sudo cp "$snap" only-snapshot/ && '
+            'sudo cp "$snap" "static_kuberesources_$ts.tar.gz" older-z/ && '
             'sudo sed s/4.14.38/4.14.37/ "backup-info_$ts.json" '
-            '| sudo tee "/home/core/older-z/backup-info_$ts.json"',
+            '| sudo tee "older-z/backup-info_$ts.json"',
         )
         for args, reason in cases.items():
             run_id = restore(ipi, args)
@@ -127,6 +130,26 @@ class TestInstallerProvisioned:
             text = run_text(ipi, run_id)
             assert reason in text, (args, text[-1500:])
             assert "approve-start" not in steps_run(ipi, run_id)
+
+    def test_a_recovery_host_without_the_backups_etcdctl_reads_it_with_the_etcd_image(
+        self, ipi: Stage
+    ) -> None:
+        """As on RHCOS, etcdctl is on the host only where cluster-backup.sh downloaded it (issue 12.7)."""
+        master0, master1 = cluster_of(ipi).hosts[:2]
+        assert "not found" in on(ipi, master1, "sudo etcdctl version 2>&1; true")
+        names = on(ipi, master0, f"cd {BACKUP} && ls snapshot_* static_kuberesources_* backup-info_*").split()
+        with SshPool() as pool:  # the hosts do not trust each other: drbot carries the files
+            copies = [pool.copy(master0, f"{BACKUP}/{name}", [master1]) for name in names]
+        assert all(result.ok for results in copies for result in results), copies
+        run_id = restore(ipi, f"recovery-host={master1.name}")
+        ipi.wait_for(lambda: RunStore(ipi.redis()).load(run_id).gate, 120, "the start approval")
+        checked = [
+            e for e in Journal(ipi.redis(), run_id).entries("check-backup") if e["event"] == "finished"
+        ]
+        assert checked and checked[-1]["ok"], checked
+        ipi.slack.slash("U0ALICE", CHANNEL, f"abort {run_id}")
+        assert "Aborted" in wait_for_run_end(ipi, run_id, timeout=60)
+        on(ipi, master1, f"sudo find {BACKUP} -mindepth 1 -delete")
 
     def test_a_rejected_start_stops_the_run(self, ipi: Stage) -> None:
         hosts = cluster_of(ipi).hosts

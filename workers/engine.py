@@ -15,6 +15,7 @@ What the journal says decides what happens on resume:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -47,6 +48,7 @@ from workers.journal import FAILED as STEP_FAILED
 from workers.journal import FINISHED, SKIPPED, STARTED, Journal
 from workers.lease import Lease, LeaseLost, heartbeat_client
 from workers.pools import PoolCache
+from workers.redact import redact, redact_value
 from workers.runs import ABORTED, FAILED, RETENTION, RUNNING, SUCCEEDED, WAITING, Run, RunStore, fields
 from workers.timeline import Timeline
 
@@ -216,7 +218,7 @@ class _Advance:
             run=run.id,
         )
         started = time.monotonic()
-        outcome = self._execute(step, ctx)
+        outcome = _redacted(self._execute(step, ctx))
         if not outcome.ok and not step.idempotent and ctx.outcome_unknown:
             # The command may have run, in part or whole: running it again is a person's decision.
             self._open_gate(run, step, gates.UNKNOWN_OUTCOME, attempt=attempts + 1)
@@ -374,6 +376,12 @@ class _Advance:
             msg(f"timeline.run_{status}", run=run.id, procedure=run.procedure, cluster=run.cluster),
             run=run.id,
         )
+
+
+def _redacted(outcome: Outcome) -> Outcome:
+    """The outcome as it may be kept and shown: step code can put secrets in errors and output."""
+    summary = Msg.from_json(redact_value(outcome.summary.to_json()))
+    return dataclasses.replace(outcome, summary=summary, details=redact(outcome.details))
 
 
 def _needs_second_person(step: Step) -> bool:

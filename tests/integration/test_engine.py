@@ -87,6 +87,10 @@ def fails_first_time(ctx: StepContext) -> Outcome:
     return Outcome(True, msg("step.ok"))
 
 
+def leak() -> Outcome:
+    raise RuntimeError("cannot log in: MYSQL_ROOT_PASSWORD=hunter2-is-not-a-secret")
+
+
 def marks_count(name: str) -> int:
     return marks().count(name)
 
@@ -137,6 +141,12 @@ PROCEDURES = {
             slow("dangerous", 30, idempotent=False),
             mark("last"),
         ),
+    ),
+    "leaky": Procedure(
+        "leaky",
+        msg("step.ok"),
+        "test",
+        (Call(id="leaky", title=msg("step.ok"), section="test", call=lambda ctx: leak()),),
     ),
     "never-done": Procedure(
         "never-done",
@@ -317,3 +327,15 @@ def test_a_failed_run_is_retried_from_the_failed_step(engine: Engine, control: C
     assert run.status == SUCCEEDED
     assert marks() == ["before", "flaky", "flaky", "after"], "the step before the failure did not run again"
     assert Journal(engine.redis, run.id).state("flaky") == ("finished", 2)
+
+
+def test_a_step_that_crashes_with_a_secret_keeps_it_out_of_the_journal_and_the_run(
+    engine: Engine, control: Control
+) -> None:
+    run = control.start("leaky", "prod", "C1", "U0ALICE")
+    engine.advance(run.id)
+    failed = control.runs.load(run.id)
+    assert failed.status == FAILED and "MYSQL_ROOT_PASSWORD" in str(failed.result)
+    stored = [str(failed.result), *map(str, Journal(engine.redis, run.id).entries())]
+    stored += [str(fields) for _, fields in engine.redis.xrange(keys.events())]
+    assert not any("hunter2" in text for text in stored)

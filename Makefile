@@ -1,7 +1,7 @@
 # `make demo` runs the main job (a DR drill on a local twin); `make test` runs the whole test suite.
 # Both do all the set-up a fresh Debian machine needs (scripts/setup.sh).
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench chaos
 
 setup:
 	./scripts/setup.sh
@@ -21,3 +21,8 @@ bench: setup
 	uv run python bench/bot_latency.py
 	uv run python bench/ssh_fanout.py
 	uv run python bench/twin_up_down.py
+
+# The drills under faults, through the real processes: one table of figures, also as JSON under
+# chaos/results/ (up to 30 minutes on a 2-core machine).
+chaos: setup
+	uv run python -m chaos

@@ -8,11 +8,13 @@ over SSH.
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -32,6 +34,8 @@ APP_TOKEN = "xapp-drill-app-token"
 CHANNEL = "C0TWIN"
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0MALLORY": "mallory"}
 """alice and bob are the twin's approvers; mallory is in the channel but may not approve."""
+RUN_TIMEOUT = 300.0
+"""How long drills wait for a run to end, unless the stage says otherwise (faults make runs longer)."""
 
 
 class StageError(RuntimeError):
@@ -54,6 +58,11 @@ def twin(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _bot_log(replica: int) -> str:
+    """The first replica logs to bot.log, as a stage with one bot always has."""
+    return f"bot-{replica}" if replica else "bot"
+
+
 class Stage:
     """Start with `with Stage(dir, redis_url) as stage:`; everything started is stopped on exit."""
 
@@ -68,16 +77,28 @@ class Stage:
         first_address: str | None = None,
         socket_mode: bool = False,
         twin_options: tuple[str, ...] = (),
+        ready_timeout: float = 20.0,
+        run_timeout: float = RUN_TIMEOUT,
+        workers: int = 1,
+        supervise_workers: bool = False,
+        bots: int = 1,
     ) -> None:
+        """`workers` `drbot worker` processes; with `supervise_workers`, one that dies is replaced at once
+        (as a Deployment would). `bots` `drbot serve` replicas on one Redis; the Slack simulator sends to
+        the first unless told otherwise (`slack_via`)."""
         self.directory = Path(directory)
         self.redis_url = redis_url
         self.lease_seconds = lease_seconds
         self.keep_twin = keep_twin
         self.start_twin = start_twin
         self.first_address = first_address
-        self.port = free_port()
+        self.ports = [free_port() for _ in range(bots)]
+        self.port = self.ports[0]
         self.socket_mode = socket_mode
         self.twin_options = twin_options
+        self.ready_timeout = ready_timeout
+        self.run_timeout = run_timeout
+        self.worker_count = workers
         self.slack = SlackSim(
             None if socket_mode else f"http://127.0.0.1:{self.port}/slack/events",
             mode="socket" if socket_mode else "http",
@@ -88,9 +109,18 @@ class Stage:
             channels={CHANNEL: "incident-twin"},
         )
         self.bot: subprocess.Popen[bytes] | None = None
+        self.bots: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
+        """Every worker process started, the dead ones included."""
+        self.restarts = 0
+        """Workers the supervisor started in place of dead ones."""
         self.logs = self.directory / "logs"
         self._twin_started = False
+        self._workers_lock = threading.Lock()
+        self._supervising = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        if supervise_workers:
+            self._supervisor = threading.Thread(target=self._supervise, name="worker supervisor", daemon=True)
 
     @property
     def config(self) -> Path:
@@ -134,9 +164,21 @@ class Stage:
         self.redis().flushdb()
         self.slack.start()
         mode = ["--socket-mode"] if self.socket_mode else []
-        self.bot = self._spawn("bot", "serve", "--port", str(self.port), *mode)
-        self.start_worker()
-        self.wait_for(self._ready, timeout=20, what="drbot serve to answer /readyz")
+        for index, port in enumerate(self.ports):
+            self.bots.append(self._spawn(_bot_log(index), "serve", "--port", str(port), *mode))
+        self.bot = self.bots[0]
+        for _ in range(self.worker_count):
+            self.start_worker()
+        if self._supervisor is not None:
+            self._supervising.set()
+            self._supervisor.start()
+        self.wait_for(self._ready, timeout=self.ready_timeout, what="drbot serve to answer /readyz")
+
+    def slack_via(self, replica: int) -> SlackSim:
+        """The same simulated workspace, delivering commands and clicks to `drbot serve` replica `replica`."""
+        view = copy.copy(self.slack)
+        view.request_url = f"http://127.0.0.1:{self.ports[replica]}/slack/events"
+        return view
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
@@ -149,9 +191,23 @@ class Stage:
         )
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        worker = self._spawn(f"worker-{len(self.workers)}", "worker", "--lease", str(self.lease_seconds))
-        self.workers.append(worker)
-        return worker
+        with self._workers_lock:
+            worker = self._spawn(f"worker-{len(self.workers)}", "worker", "--lease", str(self.lease_seconds))
+            self.workers.append(worker)
+            return worker
+
+    def live_workers(self) -> list[subprocess.Popen[bytes]]:
+        with self._workers_lock:
+            return [worker for worker in self.workers if worker.poll() is None]
+
+    def _supervise(self) -> None:
+        while self._supervising.is_set():
+            missing = self.worker_count - len(self.live_workers())
+            for _ in range(max(0, missing)):
+                if self._supervising.is_set():
+                    self.start_worker()
+                    self.restarts += 1
+            time.sleep(0.1)
 
     def kill_worker(self, worker: subprocess.Popen[bytes]) -> None:
         """SIGKILL: the worker gets no chance to clean up, as when a node dies."""
@@ -159,19 +215,26 @@ class Stage:
         worker.wait()
 
     def _ready(self) -> bool:
-        if self.bot is not None and self.bot.poll() is not None:
-            raise StageError(f"drbot serve exited ({self.bot.returncode}); see {self.logs / 'bot.log'}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        for index, (bot, port) in enumerate(zip(self.bots, self.ports, strict=True)):
+            if bot.poll() is not None:
+                log = self.logs / f"{_bot_log(index)}.log"
+                raise StageError(f"drbot serve exited ({bot.returncode}); see {log}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                    if response.status != 200:
+                        return False
+            except OSError:
+                return False
+        return True
 
     def down(self) -> None:
-        for process in [*self.workers, *([self.bot] if self.bot else [])]:
+        self._supervising.clear()
+        if self._supervisor is not None and self._supervisor.is_alive():
+            self._supervisor.join()
+        for process in [*self.workers, *self.bots]:
             if process.poll() is None:
                 process.terminate()
-        for process in [*self.workers, *([self.bot] if self.bot else [])]:
+        for process in [*self.workers, *self.bots]:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:

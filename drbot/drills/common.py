@@ -18,7 +18,6 @@ from procedures.registry import PROCEDURES
 from workers.gates import load_gate
 from workers.runs import RunStore
 
-RUN_TIMEOUT = 300
 GATE_TIMEOUT = 120.0
 APPROVER = "U0BOB"
 """The second engineer: an approver in the twin's clusters file who did not start the runs."""
@@ -53,8 +52,9 @@ def started_run(body: str) -> str:
     return found.group(1)
 
 
-def wait_for_run_end(stage: Stage, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
-    """The text of the run's status message once the run has ended."""
+def wait_for_run_end(stage: Stage, run_id: str, timeout: float | None = None) -> str:
+    """The text of the run's status message once the run has ended (within the stage's run timeout
+    unless `timeout` says otherwise)."""
     ended = [t(f"status.{s}") for s in ("succeeded", "failed", "aborted")]
 
     def status_text() -> str:
@@ -63,7 +63,7 @@ def wait_for_run_end(stage: Stage, run_id: str, timeout: float = RUN_TIMEOUT) ->
                 return message.text
         return ""
 
-    return stage.wait_for(status_text, timeout, f"run {run_id} to end")
+    return stage.wait_for(status_text, timeout or stage.run_timeout, f"run {run_id} to end")
 
 
 def ssh(stage: Stage, command: str, host: Host | None = None) -> str:
@@ -134,7 +134,7 @@ def buttons(stage: Stage, run_id: str) -> Iterator[tuple[Any, str, str]]:
 def approve_until_done(
     stage: Stage,
     run_id: str,
-    timeout: float = RUN_TIMEOUT,
+    timeout: float | None = None,
     before_approving: Mapping[str, Callable[[], None]] | None = None,
 ) -> int:
     """bob clicks each approval and CSR button once, until the run ends; returns how many clicks.
@@ -145,6 +145,7 @@ def approve_until_done(
     runs = RunStore(stage.redis())
     todo = dict(before_approving or {})
     clicked: set[tuple[str, str]] = set()
+    timeout = timeout or stage.run_timeout
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = next((m for m in stage.slack.messages(CHANNEL) if f"(run {run_id})" in m.text), None)

@@ -15,7 +15,9 @@ from sim.twin.layout import (
     CODE_DIR,
     ETCD_SCRIPTS,
     HOST_MOUNTS,
+    INVOCATION_LOG,
     RESTORE_POD,
+    SCRIPTS_DIR,
     STATE_DIR,
     HostSpec,
     TwinSpec,
@@ -164,9 +166,15 @@ def _tools(host: HostSpec, at, scripts: HostScripts) -> None:
     bin_dir = at("/usr/local/bin")
     for tool in PYTHON_TOOLS:
         write(bin_dir / tool, f'#!/bin/sh\nexec /usr/bin/python3 -s {CODE_DIR}/tools/{tool}.py "$@"\n', 0o755)
+    # The shell tools run through a shim that logs each invocation (invocations.py); the scripts
+    # themselves stay as they are, in the twin's state directory.
     for tool, source in SHELL_TOOLS.items():
         text = scripts.for_host(tool, host) if tool in SCRIPTS else (PACKAGE / "scripts" / source).read_text()
-        write(bin_dir / tool, text, 0o755)
+        write(at(f"{SCRIPTS_DIR}/{tool}"), text, 0o755)
+        shim = f"exec /usr/bin/python3 -s {CODE_DIR}/invocations.py run {tool} {SCRIPTS_DIR}/{tool}"
+        write(bin_dir / tool, f'#!/bin/sh\n{shim} "$@"\n', 0o755)
+    # Tools run as core (no sudo) log too.
+    write(at(INVOCATION_LOG), "", 0o666)
 
 
 def write_ovn_databases(spec: TwinSpec, host: HostSpec, directory: str) -> None:

@@ -37,6 +37,10 @@ CODE_DIR = "/opt/drbot-twin"
 
 # Where the host tools and the kubelet simulator keep their state, seen from inside the host.
 STATE_DIR = "/run/twin-sim"
+INVOCATION_LOG = f"{STATE_DIR}/invocations.log"
+"""Each host tool's start and end (invocations.py), seen from inside the host."""
+SCRIPTS_DIR = f"{STATE_DIR}/bin"
+"""The shell tools' scripts; /usr/local/bin holds the shims that run them through invocations.py."""
 ETCD_CERTS = "/etc/kubernetes/static-pod-resources/etcd-certs"
 ETCD_SCRIPTS = f"{ETCD_CERTS}/configmaps/etcd-scripts"
 RESTORE_POD = f"{ETCD_CERTS}/configmaps/restore-etcd-pod/pod.yaml"

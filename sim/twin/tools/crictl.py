@@ -6,10 +6,12 @@ import argparse
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import invocations
 import runtime
 
 COLUMNS = ("CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "ATTEMPT", "POD ID")
@@ -164,13 +166,15 @@ def cmd_exec(args: argparse.Namespace) -> int:
     env = dict(record["exec_env"])
     os.chdir("/")
     try:
-        os.execvpe(args.command[0], args.command, env)
+        # A child rather than exec: the host's invocation log (invocations.py) sees when it ends.
+        status = subprocess.call(args.command, env=env)
     except FileNotFoundError:
         sys.stderr.write(
             f'exec failed: unable to start container process: exec: "{args.command[0]}": '
             "executable file not found in $PATH\n"
         )
         return 126
+    return status if status >= 0 else 128 - status
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -298,4 +302,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(invocations.logged("crictl", main))

@@ -9,6 +9,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import invocations
 import runtime
 
 SUPERVISED = {"kubelet": "Kubernetes Kubelet", "sshd": "OpenBSD Secure Shell server"}
@@ -113,4 +114,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(invocations.logged("systemctl", main))

@@ -19,7 +19,8 @@ procedure then places its start approval (6) after them, with `start_prompt` or 
    read the snapshot, and backup-info_<ts>.json says which version the backup belongs to.
 5. `check-cluster` (Call): the cluster version (API, else the hosts' static-pod resources) must be
    the backup's z-stream; the cluster-wide proxy (API, else /etc/mco/proxy.env) to export; admission
-   webhooks with failurePolicy Fail (they can block pods during the restore).
+   webhooks with failurePolicy Fail (they can block pods during the restore); the VIPs (the
+   Infrastructure object, else the hosts' keepalived.yaml), saying where they came from.
 6. `approve-start` (Approval, destructive): the prompt summarises all of the above; someone other
    than the requester must approve.
 
@@ -27,7 +28,9 @@ Parameters (`Procedure.parameters`): `backup` (directory on the recovery host, d
 backup_dir) and `recovery-host`. Run variables set for later steps: `hosts` (facts per host),
 `recovery_host`, `backup` (dir, snapshot, resources, timestamp, sizes, revision, info),
 `backup_version`, `cluster_version`, `version_source`, `proxy_env`, `webhooks_fail`, `vips`
-({"api": [...], "ingress": [...]}), `keepalived_hosts`, `api_up`.
+({"api": [...], "ingress": [...]}: from the Infrastructure object when the API answers and has them,
+else from the hosts' keepalived.yaml), `vips_source` ({"from": "infrastructure"} or {"from":
+"keepalived", "hosts": [...]}, {} when none were found), `keepalived_hosts`, `api_up`.
 
     *preflight_steps(section="5.4.2.2", script=CLUSTER_RESTORE),
     Approval(id="approve-start", title=msg("restore.step.start"), section="5.4.2.2 (prerequisites)",
@@ -37,11 +40,11 @@ backup_dir) and `recovery-host`. Run variables set for later steps: `hosts` (fac
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import yaml
 from kubernetes import client
 
 from procedures.clusters import ConfigError
@@ -69,7 +72,7 @@ from procedures.steps import (
     StepFailed,
     host_in,
 )
-from procedures.versions import PROXY_VARS, cluster_version, proxy_env
+from procedures.versions import CONFIG, PROXY_VARS, cluster_version, proxy_env
 
 CLUSTER_RESTORE = "/usr/local/bin/cluster-restore.sh"
 ETCD_SCRIPTS = "/etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env"
@@ -80,7 +83,10 @@ KAS_VERSION_FILES = (
 """Each kube-apiserver revision records the release it belongs to; the newest tells the running version."""
 MCO_PROXY_ENV = "/etc/mco/proxy.env"
 """Where the machine-config operator writes the cluster-wide proxy on every node."""
-VIP_ARG = re.compile(r"--(api|ingress)-vips?[= ]([0-9A-Fa-f.:,]+)")
+KEEPALIVED_BYTES = 262144
+"""The probe reads at most this much of keepalived.yaml (the machine-config operator's is about 10 KiB)."""
+VIP_FLAGS = {"--api-vip": "api", "--api-vips": "api", "--ingress-vip": "ingress", "--ingress-vips": "ingress"}
+"""The flags runtimecfg and dynkeepalived take the VIPs with: one address, or (4.12+) a comma-joined list."""
 
 
 def backup_dir(ctx: StepContext) -> str:
@@ -105,8 +111,8 @@ def probe_command(script: str, directory: str) -> str:
             " | head -1)",
             "echo etcd_data=$(test -d /var/lib/etcd/member && echo yes || echo no)",
             f"echo keepalived=$(test -f {KEEPALIVED_MANIFEST} && echo yes || echo no)",
-            f"echo vips=$(grep -oE -- '--(api|ingress)-vips?[= ][0-9A-Fa-f.:,]+' {KEEPALIVED_MANIFEST}"
-            " 2>/dev/null | sort -u | tr '\\n' ' ')",
+            f"(head -c {KEEPALIVED_BYTES} {KEEPALIVED_MANIFEST} 2>/dev/null"
+            " | awk '{print \"keepalived:\" $0}')",
             f"echo version=$(cat $(ls -vd {KAS_VERSION_FILES} 2>/dev/null | tail -1) 2>/dev/null)",
             "echo free_kib=$(df -Pk /var/lib | awk 'NR==2 {print $4}')",
             f"(cd {quoted} 2>/dev/null && ls -1bv snapshot*.db static_kuberesources*.tar.gz "
@@ -116,9 +122,57 @@ def probe_command(script: str, directory: str) -> str:
     )
 
 
+def vip_arguments(items: Sequence[Any]) -> list[tuple[str, str]]:
+    """(kind, value) for each VIP flag in a container's command: `--api-vips` then the value as the next
+    item (the machine-config operator's layout), or `--api-vips=VALUE` in one item."""
+    found = []
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            continue
+        flag, equals, value = item.partition("=")
+        if flag not in VIP_FLAGS:
+            continue
+        if equals:
+            found.append((VIP_FLAGS[flag], value))
+        elif index + 1 < len(items):
+            found.append((VIP_FLAGS[flag], str(items[index + 1])))
+    return found
+
+
+def keepalived_vips(text: str) -> dict[str, list[str]]:
+    """The VIPs keepalived.yaml gives its containers (init containers included), as written, unchecked.
+
+    The manifest is a YAML pod; only list items of `command` and `args` count, not words inside a
+    shell script (`--api-vips "${api_vips}"`). ValueError when the text is not a pod."""
+    try:
+        pod = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"not YAML: {str(error).splitlines()[0]}") from None
+    spec = pod.get("spec") if isinstance(pod, dict) else None
+    if not isinstance(spec, dict):
+        raise ValueError("not a pod (no spec)")
+    vips: dict[str, list[str]] = {"api": [], "ingress": []}
+    for key in ("initContainers", "containers"):
+        containers = spec.get(key)
+        for container in containers if isinstance(containers, list) else []:
+            if not isinstance(container, dict):
+                continue
+            items = [
+                item
+                for field in ("command", "args")
+                if isinstance(container.get(field), list)
+                for item in container[field]
+            ]
+            for kind, value in vip_arguments(items):
+                vips[kind] += [a for a in value.split(",") if a and a not in vips[kind]]
+    return vips
+
+
 def parse_probe(stdout: str) -> dict[str, Any]:
-    """The facts one host reported (see probe_command)."""
+    """The facts one host reported (see probe_command); `vips` from its keepalived.yaml, unchecked
+    (untrusted_facts checks them), `keepalived_error` when that file is not a pod."""
     facts: dict[str, Any] = {"files": [], "proxy": {}, "vips": {"api": [], "ingress": []}}
+    manifest = []
     for line in stdout.splitlines():
         if line.startswith("file="):
             facts["files"].append(line.removeprefix("file="))
@@ -126,14 +180,16 @@ def parse_probe(stdout: str) -> dict[str, Any]:
             name, _, value = line.removeprefix("proxy:").partition("=")
             if name.strip() in PROXY_VARS.values() and value.strip():
                 facts["proxy"][name.strip()] = value.strip().strip('"')
-        elif line.startswith("vips="):
-            for kind, addresses in VIP_ARG.findall(line):
-                for address in filter(None, addresses.split(",")):
-                    if address not in facts["vips"][kind]:
-                        facts["vips"][kind].append(address)
+        elif line.startswith("keepalived:"):
+            manifest.append(line.removeprefix("keepalived:"))
         elif "=" in line:
             key, _, value = line.partition("=")
             facts[key.strip()] = value.strip()
+    if manifest:
+        try:
+            facts["vips"] = keepalived_vips("\n".join(manifest))
+        except ValueError as error:
+            facts["keepalived_error"] = str(error)
     return facts
 
 
@@ -172,6 +228,30 @@ def backup_problem(facts: Mapping[str, Any], directory: str) -> str:
     if newest_backup(files) is None:
         return f"the newest snapshot and resources tarball in {directory} are not from the same backup"
     return ""
+
+
+def infrastructure_vips(infrastructure: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The VIPs in the Infrastructure object: `status.platformStatus.<platform>.apiServerInternalIPs` and
+    `ingressIPs` (the singular fields before 4.12); empty on platforms without them. Each is checked:
+    UntrustedValue when one is not an IP address."""
+    status = infrastructure.get("status")
+    platform = status.get("platformStatus") if isinstance(status, dict) else None
+    section = platform.get(str(platform.get("type") or "").lower()) if isinstance(platform, dict) else None
+    if not isinstance(section, dict):
+        section = {}
+    vips: dict[str, list[str]] = {}
+    for kind, plural, singular in (
+        ("api", "apiServerInternalIPs", "apiServerInternalIP"),
+        ("ingress", "ingressIPs", "ingressIP"),
+    ):
+        given = section.get(plural) or section.get(singular) or []
+        if not isinstance(given, list):
+            given = [given]
+        vips[kind] = [
+            checked(str(a), IP_ADDRESS, what=f"the {kind} VIP", source="the Infrastructure object")
+            for a in given
+        ]
+    return vips
 
 
 def untrusted_facts(facts: Mapping[str, Any], directory: str) -> list[UntrustedValue]:
@@ -223,20 +303,39 @@ def _probed(script: str) -> Any:
                 f"{name}: {state}; "
                 + ("; ".join(problems) if problems else "can be the recovery host")
                 + f"; backup: {missing or 'complete'}"
+                + keepalived_text(facts)
             )
         keepalived = [name for name, facts in hosts.items() if facts.get("keepalived") == "yes"]
         vips: dict[str, list[str]] = {"api": [], "ingress": []}
         for facts in hosts.values():
             for kind in vips:
                 vips[kind] += [a for a in facts["vips"][kind] if a not in vips[kind]]
+        found_on = [name for name, facts in hosts.items() if any(facts["vips"].values())]
         return Outcome(
             True,
             msg("preflight.hosts_reachable", count=len(hosts)),
             details="\n".join(lines),
-            vars={"hosts": hosts, "keepalived_hosts": keepalived, "vips": vips},
+            vars={
+                "hosts": hosts,
+                "keepalived_hosts": keepalived,
+                "vips": vips,
+                "vips_source": {"from": "keepalived", "hosts": found_on} if found_on else {},
+            },
         )
 
     return check
+
+
+def keepalived_text(facts: Mapping[str, Any]) -> str:
+    """What a host's probe line says about its keepalived.yaml (nothing when it has none)."""
+    if facts.get("keepalived_error"):
+        return f"; {KEEPALIVED_MANIFEST}: {facts['keepalived_error']}, no VIPs read"
+    if facts.get("keepalived") != "yes":
+        return ""
+    vips = facts["vips"]
+    return (
+        f"; keepalived VIPs: API {', '.join(vips['api']) or '-'}, ingress {', '.join(vips['ingress']) or '-'}"
+    )
 
 
 # --- 2./3. the recovery host -----------------------------------------------------------------------
@@ -399,11 +498,23 @@ def _check_cluster(ctx: StepContext) -> Outcome:
         version, source = cluster_version(ctx, objects), "api"
         proxy = proxy_env(ctx, objects)
         webhooks: list[str] | None = _read_webhooks(ctx)
+        infrastructure = call(
+            ctx.cluster, objects.get_cluster_custom_object, *CONFIG, "infrastructures", "cluster"
+        )
     except StepFailed:
         api_up = False
         version, source = str(recovery.get("version") or ""), "hosts" if recovery.get("version") else ""
         proxy = dict(recovery.get("proxy") or {})
         webhooks = None
+        infrastructure = {}
+    try:
+        api_vips = infrastructure_vips(infrastructure)
+    except UntrustedValue as error:
+        return untrusted_outcome([("the API", error)])
+    if any(api_vips.values()):
+        vips, vips_source = api_vips, {"from": "infrastructure"}
+    else:
+        vips, vips_source = ctx.vars["vips"], ctx.vars.get("vips_source") or {}
     if version and backup_version and not same_z_stream(version, backup_version):
         raise StepFailed(msg("preflight.z_stream_mismatch", backup=backup_version, cluster=version))
     if not version or not backup_version:
@@ -417,6 +528,7 @@ def _check_cluster(ctx: StepContext) -> Outcome:
             versions=verdict.to_json(),
             proxy=", ".join(sorted(proxy)) or "-",
             webhooks=webhooks_text(webhooks).to_json(),
+            vips=vips_text(vips, vips_source).to_json(),
         ),
         vars={
             "cluster_version": version,
@@ -424,8 +536,23 @@ def _check_cluster(ctx: StepContext) -> Outcome:
             "proxy_env": proxy,
             "webhooks_fail": webhooks,
             "api_up": api_up,
+            "vips": vips,
+            "vips_source": vips_source,
         },
     )
+
+
+def vips_text(vips: Mapping[str, Sequence[str]], source: Mapping[str, Any]) -> Msg:
+    """The VIPs the restore will remove and check, and where they came from."""
+    api, ingress = ", ".join(vips["api"]) or "-", ", ".join(vips["ingress"]) or "-"
+    if source.get("from") == "infrastructure":
+        return msg("preflight.vips_infrastructure", api=api, ingress=ingress)
+    if source.get("from") == "keepalived":
+        hosts = ", ".join(source["hosts"])
+        return msg(
+            "preflight.vips_keepalived", api=api, ingress=ingress, manifest=KEEPALIVED_MANIFEST, hosts=hosts
+        )
+    return msg("preflight.vips_none", manifest=KEEPALIVED_MANIFEST)
 
 
 def webhooks_text(webhooks: list[str] | None) -> Msg:

@@ -1,5 +1,9 @@
 """The state of a freshly installed 4.12-4.17 installer-provisioned cluster on AWS.
 
+With VIPs (`ClusterFacts.api_vips`, `ingress_vips`), the Infrastructure object is that of an on-prem
+(bare-metal) cluster whose keepalived holds them: `status.platformStatus.baremetal.apiServerInternalIPs`
+and `ingressIPs` (with the singular fields 4.12+ still fills). The rest stays as on AWS.
+
 Every object is created only if absent, so seeding is idempotent and never undoes a drill's changes.
 """
 
@@ -42,6 +46,8 @@ class ClusterFacts:
     base_domain: str = "example.com"
     infra_id: str = ""
     region: str = "us-east-1"
+    api_vips: tuple[str, ...] = ()
+    ingress_vips: tuple[str, ...] = ()
     proxy: dict = field(default_factory=dict)
     revisions: dict = field(
         default_factory=lambda: {
@@ -84,6 +90,20 @@ def _condition(type_: str, status: str, reason: str = "AsExpected", message: str
         "message": message,
         "lastTransitionTime": now_rfc3339(),
     }
+
+
+def _platform(facts: ClusterFacts) -> tuple[dict, dict]:
+    """Infrastructure `spec.platformSpec` and `status.platformStatus`: AWS, or bare metal with its VIPs."""
+    if not facts.api_vips:
+        return {"type": "AWS", "aws": {}}, {"type": "AWS", "aws": {"region": facts.region}}
+    vips = {"apiServerInternalIPs": list(facts.api_vips), "ingressIPs": list(facts.ingress_vips)}
+    status = {
+        "apiServerInternalIP": facts.api_vips[0],
+        "ingressIP": facts.ingress_vips[0] if facts.ingress_vips else "",
+        **vips,
+        "loadBalancer": {"type": "OpenShiftManagedDefault"},
+    }
+    return {"type": "BareMetal", "baremetal": vips}, {"type": "BareMetal", "baremetal": status}
 
 
 def _container(name: str, image: str) -> dict:
@@ -302,12 +322,13 @@ class _Seeder:
             "proxies",
             {"metadata": {"name": "cluster"}, "spec": proxy_spec, "status": {}},
         )
+        platform_spec, platform_status = _platform(facts)
         self.add(
             "config.openshift.io/v1",
             "infrastructures",
             {
                 "metadata": {"name": "cluster"},
-                "spec": {"cloudConfig": {"name": ""}, "platformSpec": {"type": "AWS", "aws": {}}},
+                "spec": {"cloudConfig": {"name": ""}, "platformSpec": platform_spec},
                 "status": {
                     "apiServerURL": f"https://api.{facts.cluster_name}.{facts.base_domain}:6443",
                     "apiServerInternalURI": f"https://api-int.{facts.cluster_name}.{facts.base_domain}:6443",
@@ -315,8 +336,8 @@ class _Seeder:
                     "infrastructureTopology": "HighlyAvailable",
                     "etcdDiscoveryDomain": "",
                     "infrastructureName": facts.infra,
-                    "platform": "AWS",
-                    "platformStatus": {"type": "AWS", "aws": {"region": facts.region}},
+                    "platform": platform_status["type"],
+                    "platformStatus": platform_status,
                 },
             },
         )

@@ -129,6 +129,8 @@ def facts_for(spec: TwinSpec, version: str) -> ClusterFacts:
         masters=[NodeFacts(h.name, h.address) for h in spec.hosts],
         version=version,
         cluster_name=spec.name,
+        api_vips=(spec.api_vip,),
+        ingress_vips=(spec.ingress_vip,),
         revisions=revisions,
     )
 

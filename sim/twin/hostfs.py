@@ -91,7 +91,7 @@ def _kubernetes(spec: TwinSpec, host: HostSpec, etcd_pki: pki.EtcdPki, at, scrip
             f"apiVersion: v1\nkind: {component}Config\n",
         )
         write(at(f"/etc/kubernetes/manifests/{component}-pod.yaml"), pod)
-    write(at("/etc/kubernetes/manifests/keepalived.yaml"), manifests.to_json(manifests.keepalived_pod(spec)))
+    write(at("/etc/kubernetes/manifests/keepalived.yaml"), manifests.keepalived_yaml(spec))
     write(
         resources_dir / "keepalived" / "keepalived.conf",
         f"# api {spec.api_vip}, ingress {spec.ingress_vip}\n",

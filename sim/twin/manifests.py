@@ -1,4 +1,5 @@
-"""Static pod manifests of a twin host, shaped like OpenShift's (JSON pods, revision dirs, restore pod YAML).
+"""Static pod manifests of a twin host, shaped like OpenShift's (JSON pods, revision dirs, restore pod YAML,
+keepalived.yaml as the machine-config operator writes it).
 
 The kubelet simulator runs the `command` of containers named `etcd` for real (with the pod's volume
 mounts translated to host paths) and keeps every other container as a simulated one.
@@ -236,28 +237,94 @@ def component_pod(component: str, revision: int | None = None) -> dict:
     return _pod(component, NAMESPACES[component], labels, containers, volumes)
 
 
-def keepalived_pod(spec: TwinSpec) -> dict:
-    containers = [
-        {
-            "name": name,
-            "image": KEEPALIVED_IMAGE,
-            "command": [
-                "/bin/bash",
-                "-c",
-                f"exec {name} --api-vip {spec.api_vip} --ingress-vip {spec.ingress_vip}",
-            ],
-            "volumeMounts": _mounts({"conf-dir": "/etc/keepalived"}),
-        }
-        for name in ("keepalived", "keepalived-monitor")
-    ]
-    labels = {"app": "kni-infra-vrrp"}
-    return _pod(
-        "keepalived",
-        "openshift-kni-infra",
-        labels,
-        containers,
-        {"conf-dir": "/etc/kubernetes/static-pod-resources/keepalived"},
-    )
+def keepalived_yaml(spec: TwinSpec) -> str:
+    """keepalived.yaml as the machine-config operator writes it on an on-prem (bare-metal) platform.
+
+    YAML, not JSON: the VIPs are given to runtimecfg and dynkeepalived as separate command items, the
+    flag (`--api-vips`, 4.12+) then the addresses joined with commas, so nothing in the file reads
+    `--api-vip X` on one line. The keepalived container itself runs a shell script.
+    """
+    return f"""kind: Pod
+apiVersion: v1
+metadata:
+  name: keepalived
+  namespace: openshift-kni-infra
+  creationTimestamp:
+  deletionGracePeriodSeconds: 65
+  labels:
+    app: kni-infra-vrrp
+spec:
+  volumes:
+  - name: resource-dir
+    hostPath:
+      path: "/etc/kubernetes/static-pod-resources/keepalived"
+  - name: kubeconfig
+    hostPath:
+      path: "/etc/kubernetes"
+  - name: conf-dir
+    hostPath:
+      path: "/etc/keepalived"
+  initContainers:
+  - name: render-config-keepalived
+    image: {KEEPALIVED_IMAGE}
+    command:
+    - runtimecfg
+    - render
+    - "/etc/kubernetes/kubeconfig"
+    - "--api-vips"
+    - "{spec.api_vip}"
+    - "--ingress-vips"
+    - "{spec.ingress_vip}"
+    - "/config"
+    - "--out-dir"
+    - "/etc/keepalived"
+    volumeMounts:
+    - name: kubeconfig
+      mountPath: "/etc/kubernetes"
+    - name: resource-dir
+      mountPath: "/config"
+    - name: conf-dir
+      mountPath: "/etc/keepalived"
+  containers:
+  - name: keepalived
+    securityContext:
+      privileged: true
+    image: {KEEPALIVED_IMAGE}
+    command:
+    - /bin/bash
+    - -c
+    - |
+      #/bin/bash
+      set -ex
+      /usr/sbin/keepalived -f /etc/keepalived/keepalived.conf --dont-fork --vrrp --log-detail --log-console
+    volumeMounts:
+    - name: conf-dir
+      mountPath: "/etc/keepalived"
+    terminationMessagePolicy: FallbackToLogsOnError
+  - name: keepalived-monitor
+    securityContext:
+      privileged: true
+    image: {KEEPALIVED_IMAGE}
+    command:
+    - dynkeepalived
+    - "/var/lib/kubelet/kubeconfig"
+    - "/config/keepalived.conf.tmpl"
+    - "/etc/keepalived/keepalived.conf"
+    - "--api-vips"
+    - "{spec.api_vip}"
+    - "--ingress-vips"
+    - "{spec.ingress_vip}"
+    volumeMounts:
+    - name: resource-dir
+      mountPath: "/config"
+    - name: conf-dir
+      mountPath: "/etc/keepalived"
+  hostNetwork: true
+  tolerations:
+  - operator: Exists
+  priorityClassName: system-node-critical
+status: {{}}
+"""
 
 
 def to_json(pod: dict) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from procedures import restore_preflight
 from procedures.clusters import Host
 from procedures.restore_api import (
     installer_state,
@@ -21,11 +24,17 @@ from procedures.restore_preflight import (
     backup_problem,
     failing_webhooks,
     host_problems,
+    infrastructure_vips,
+    keepalived_vips,
     newest_backup,
     parse_backup,
     parse_probe,
+    probe_command,
     same_z_stream,
+    untrusted_facts,
+    vips_text,
 )
+from procedures.restore_values import UntrustedValue
 from procedures.steps import StepFailed
 
 CRICTL_ROWS = (
@@ -106,7 +115,11 @@ kubelet=active
 etcd_running=c6a74dc2b462
 etcd_data=yes
 keepalived=yes
-vips=--api-vip 10.0.0.5 --ingress-vip 10.0.0.7 --api-vips=10.0.0.5,fd00::5
+keepalived:spec:
+keepalived:  containers:
+keepalived:  - name: keepalived-monitor
+keepalived:    command: [dynkeepalived, --api-vip, 10.0.0.5, --ingress-vip, 10.0.0.7]
+keepalived:    args: ["--api-vips=10.0.0.5,fd00::5"]
 version=4.14.38
 free_kib=80716396
 file=snapshot_2026-11-29_101010.db
@@ -136,6 +149,111 @@ def test_the_host_probe() -> None:
         "kubelet is inactive",
     ]
     assert backup_problem(broken, "/backup") == "no snapshot_<ts>.db in /backup"
+
+
+KEEPALIVED_YAML = """\
+kind: Pod
+apiVersion: v1
+metadata:
+  name: keepalived
+  namespace: openshift-kni-infra
+spec:
+  initContainers:
+  - name: render-config-keepalived
+    image: quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:1
+    command:
+    - runtimecfg
+    - render
+    - "/etc/kubernetes/kubeconfig"
+    - "--api-vips"
+    - "192.0.2.5,2001:db8::5"
+    - "--ingress-vips"
+    - "192.0.2.9"
+    - "/config"
+  containers:
+  - name: keepalived
+    command:
+    - /bin/bash
+    - -c
+    - |
+      remove_vip "192.0.2.5"
+      dynkeepalived --api-vips "${api_vips}" --ingress-vips "${ingress_vips}"
+  - name: keepalived-monitor
+    command:
+    - dynkeepalived
+    - "/etc/keepalived/keepalived.conf"
+    - --api-vip=192.0.2.5
+    - --ingress-vip
+    - 192.0.2.9
+"""
+"""keepalived.yaml in the machine-config operator's layout (4.12+): each flag and its value are separate
+items of a container's command; one container uses --flag=value, one runs a shell script."""
+
+
+def test_the_probe_reads_the_vips_from_the_real_keepalived_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe's own shell, run on this machine against a keepalived.yaml in the real layout."""
+    manifest = tmp_path / "keepalived.yaml"
+    manifest.write_text(KEEPALIVED_YAML)
+    monkeypatch.setattr(restore_preflight, "KEEPALIVED_MANIFEST", str(manifest))
+    command = probe_command(str(tmp_path / "script"), str(tmp_path))
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True)
+    facts = parse_probe(done.stdout)
+    assert facts["keepalived"] == "yes"
+    assert facts["vips"] == {"api": ["192.0.2.5", "2001:db8::5"], "ingress": ["192.0.2.9"]}
+
+
+def test_keepalived_vips_are_checked_and_a_broken_manifest_is_said() -> None:
+    assert keepalived_vips("spec:\n  containers:\n  - command: [x, --api-vips]\n") == {
+        "api": [],
+        "ingress": [],
+    }
+    with pytest.raises(ValueError, match="not a pod"):
+        keepalived_vips("- --api-vip\n- 10.0.0.5\n")
+    with pytest.raises(ValueError, match="not YAML"):
+        keepalived_vips("spec: [\n")
+    facts = parse_probe("keepalived=yes\nkeepalived:spec: {\n")
+    assert facts["vips"] == {"api": [], "ingress": []} and facts["keepalived_error"].startswith("not YAML")
+    tampered = parse_probe(
+        "keepalived:spec:\nkeepalived:  containers:\nkeepalived:  - command: [--api-vip, '10.0.0.5;reboot']\n"
+    )
+    (error,) = untrusted_facts(tampered, "/backup")
+    assert "the api VIP '10.0.0.5;reboot'" in str(error) and "keepalived.yaml" in str(error)
+
+
+def test_the_vips_in_the_infrastructure_object() -> None:
+    baremetal = {
+        "status": {
+            "platformStatus": {
+                "type": "BareMetal",
+                "baremetal": {
+                    "apiServerInternalIP": "192.0.2.5",
+                    "apiServerInternalIPs": ["192.0.2.5", "2001:db8::5"],
+                    "ingressIP": "192.0.2.9",
+                    "ingressIPs": ["192.0.2.9"],
+                },
+            }
+        }
+    }
+    assert infrastructure_vips(baremetal) == {"api": ["192.0.2.5", "2001:db8::5"], "ingress": ["192.0.2.9"]}
+    older = {
+        "status": {"platformStatus": {"type": "VSphere", "vsphere": {"apiServerInternalIP": "10.0.0.5"}}}
+    }
+    assert infrastructure_vips(older) == {"api": ["10.0.0.5"], "ingress": []}
+    aws = {"status": {"platformStatus": {"type": "AWS", "aws": {"region": "us-east-1"}}}}
+    assert infrastructure_vips(aws) == {"api": [], "ingress": []}
+    forged = {"status": {"platformStatus": {"type": "BareMetal", "baremetal": {"ingressIPs": ["$(id)"]}}}}
+    with pytest.raises(UntrustedValue, match="Infrastructure"):
+        infrastructure_vips(forged)
+
+
+def test_the_summary_says_where_the_vips_came_from() -> None:
+    vips = {"api": ["192.0.2.5"], "ingress": ["192.0.2.9"]}
+    assert vips_text(vips, {"from": "infrastructure"}).key == "preflight.vips_infrastructure"
+    from_hosts = vips_text(vips, {"from": "keepalived", "hosts": ["master-0", "master-2"]})
+    assert from_hosts.key == "preflight.vips_keepalived" and from_hosts.args["hosts"] == "master-0, master-2"
+    assert vips_text({"api": [], "ingress": []}, {}).key == "preflight.vips_none"
 
 
 def test_the_backup_files_cluster_restore_would_pick() -> None:

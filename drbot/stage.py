@@ -77,13 +77,14 @@ class Stage:
         first_address: str | None = None,
         socket_mode: bool = False,
         twin_options: tuple[str, ...] = (),
-        ready_timeout: float = 20.0,
+        ready_timeout: float = 120.0,
         run_timeout: float = RUN_TIMEOUT,
         workers: int = 1,
         supervise_workers: bool = False,
         bots: int = 1,
     ) -> None:
-        """`workers` `drbot worker` processes; with `supervise_workers`, one that dies is replaced at once
+        """`ready_timeout`: how long `drbot serve` may take to answer (its imports take many seconds on a
+        busy 2-core machine). `workers` `drbot worker` processes; with `supervise_workers`, one that dies is replaced at once
         (as a Deployment would). `bots` `drbot serve` replicas on one Redis; the Slack simulator sends to
         the first unless told otherwise (`slack_via`)."""
         self.directory = Path(directory)

@@ -85,8 +85,8 @@ class Stage:
     ) -> None:
         """`ready_timeout`: how long `drbot serve` may take to answer (its imports take many seconds on a
         busy 2-core machine). `workers` `drbot worker` processes; with `supervise_workers`, one that dies
-        is replaced at once (as a Deployment would). `bots` `drbot serve` replicas on one Redis; the Slack simulator sends to
-        the first unless told otherwise (`slack_via`)."""
+        is replaced at once (as a Deployment would). `bots` `drbot serve` replicas on one Redis; the Slack
+        simulator sends to the first unless told otherwise (`slack_via`)."""
         self.directory = Path(directory)
         self.redis_url = redis_url
         self.lease_seconds = lease_seconds

@@ -96,6 +96,21 @@ def backup_dir(ctx: StepContext) -> str:
 # --- 1. probe every control-plane host ----------------------------------------------------------
 
 
+PROBE_FACTS = frozenset(
+    {
+        "restore_script",
+        "etcd_scripts",
+        "kubelet",
+        "etcd_running",
+        "etcd_data",
+        "keepalived",
+        "version",
+        "free_kib",
+    }
+)
+"""The key=value facts probe_command prints."""
+
+
 def probe_command(script: str, directory: str) -> str:
     """One key=value line per fact, then file=NAME per backup file, then proxy:LINE per proxy.env line.
 
@@ -183,8 +198,11 @@ def parse_probe(stdout: str) -> dict[str, Any]:
         elif line.startswith("keepalived:"):
             manifest.append(line.removeprefix("keepalived:"))
         elif "=" in line:
+            # Only the probe's own facts, each once: a host file echoed into the output (the version
+            # file) must not replace the lists above or a fact printed before it.
             key, _, value = line.partition("=")
-            facts[key.strip()] = value.strip()
+            if key.strip() in PROBE_FACTS and key.strip() not in facts:
+                facts[key.strip()] = value.strip()
     if manifest:
         try:
             facts["vips"] = keepalived_vips("\n".join(manifest))

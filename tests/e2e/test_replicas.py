@@ -57,7 +57,9 @@ class Replicas:
                 start_new_session=True,
             )
         self.started.append(process)
-        wait_for(lambda: self._ready(process, port), 30, f"drbot serve (pid {process.pid}) to be ready", self)
+        wait_for(
+            lambda: self._ready(process, port), 120, f"drbot serve (pid {process.pid}) to be ready", self
+        )
         return process
 
     def _ready(self, process: subprocess.Popen[bytes], port: int) -> bool:

@@ -163,7 +163,7 @@ def test_up_refuses_a_directory_without_both_scripts(
 def test_the_drill_refuses_before_starting_anything(tmp_path: Path) -> None:
     drill = ["drill", "backup", "--dir", str(tmp_path / "twin"), "--scripts-from", str(tmp_path)]
     result = subprocess.run(
-        [sys.executable, "-m", "drbot.cli", *drill], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "drbot.cli", *drill], capture_output=True, text=True, timeout=180, check=False
     )
     assert result.returncode == 2
     assert "has no cluster-backup.sh" in result.stderr

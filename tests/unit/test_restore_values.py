@@ -109,7 +109,14 @@ def test_every_backup_like_file_in_the_directory_counts_not_only_the_newest() ->
 
 def test_the_probe_refuses_hostile_backup_names_and_vips() -> None:
     probe = (
-        "vips=--api-vip 10.0.0.5 --ingress-vips=::::\n"
+        "version=4.14.38\nvips=not a fact: the version file went on\n"
+        "keepalived:spec:\n"
+        "keepalived:  containers:\n"
+        "keepalived:  - command:\n"
+        "keepalived:    - runtimecfg\n"
+        "keepalived:    - --api-vips\n"
+        "keepalived:    - 10.0.0.5\n"
+        "keepalived:    - \"--ingress-vips=::::\"\n"
         "file=snapshot_2026-11-29_111111.db\n"
         "file=static_kuberesources_2026-11-29_111111.tar.gz;id\n"
     )
@@ -118,7 +125,10 @@ def test_the_probe_refuses_hostile_backup_names_and_vips() -> None:
         ("the file name", "static_kuberesources_2026-11-29_111111.tar.gz;id"),
         ("the ingress VIP", "::::"),
     ]
-    clean = "vips=--api-vip 10.0.0.5\nfile=snapshot_2026-11-29_111111.db\n"
+    clean = (
+        "keepalived:spec: {containers: [{command: [x, --api-vips, 10.0.0.5]}]}\n"
+        "file=snapshot_2026-11-29_111111.db\n"
+    )
     assert untrusted_facts(parse_probe(clean), "/backup") == []
 
 

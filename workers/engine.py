@@ -224,6 +224,10 @@ class _Advance:
             self._open_gate(run, step, gates.UNKNOWN_OUTCOME, attempt=attempts + 1)
             return False
         run.vars.update(outcome.vars)
+        if outcome.vars:
+            # Before the journal says "finished": a worker that dies in between must not leave a
+            # finished step whose results (the pods it deleted, the machines it planned) are lost.
+            self.runs.save(run, "vars")
         self._record(run, step, journal, outcome, round(time.monotonic() - started, 3))
         if not outcome.ok:
             self._finish(run, FAILED, {"step": step.id, "summary": outcome.summary.to_json()})
@@ -312,6 +316,7 @@ class _Advance:
             return False
         if isinstance(step, Choice):
             run.vars[step.var] = decision["value"]
+            self.runs.save(run, "vars")
         journal.append(FINISHED, step.id, ok=True, value=decision["value"], by=decision["by"])
         self._next(run)
         return True

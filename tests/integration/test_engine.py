@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -339,3 +340,32 @@ def test_a_step_that_crashes_with_a_secret_keeps_it_out_of_the_journal_and_the_r
     stored = [str(failed.result), *map(str, Journal(engine.redis, run.id).entries())]
     stored += [str(fields) for _, fields in engine.redis.xrange(keys.events())]
     assert not any("hunter2" in text for text in stored)
+
+
+def test_a_steps_results_are_stored_before_the_journal_says_it_finished(
+    engine: Engine, control: Control
+) -> None:
+    """A worker killed between the two writes must not leave a finished step whose results are lost
+    (the chaos suite's worker kills found a restore waiting on pods it no longer knew). Redis's
+    MONITOR shows the order in which the writes reach it."""
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        with Redis.from_url(ENGINE_DB).monitor() as monitor:
+            for command in monitor.listen():
+                seen.append(command["command"])
+                if stop.is_set():
+                    return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    time.sleep(0.2)
+    run = control.start("flaky", "prod", "C1", "U0ALICE")
+    engine.advance(run.id)
+    stop.set()
+    engine.redis.ping()
+    watcher.join(timeout=5)
+    finished = next(i for i, c in enumerate(seen) if '"event": "finished", "step": "before"' in c)
+    saved = next(i for i, c in enumerate(seen) if "HSET" in c and '"before": true' in c)
+    assert saved < finished, "the step's vars reach Redis before its 'finished' entry"

@@ -21,6 +21,9 @@ from sim.kubeapi.operators.common import resource
 from .conftest import MASTERS, EtcdProcess, UpSwitch, wait_for
 
 BLIP_HOST = "127.0.0.77"
+BLIP_ETCD_HOST = "127.0.0.78"
+"""Its own etcd: seeding a second cluster into the shared one would give the other tests' cluster a
+second set of every DaemonSet's pods."""
 NAMESPACE = "payments"
 # A hang guard for the client, not a performance figure.
 REQUEST_TIMEOUT = 10
@@ -36,7 +39,18 @@ def fragile() -> UpSwitch:
 
 
 @pytest.fixture(scope="module")
-def blip_server(etcd: EtcdProcess, workdir: Path, fragile: UpSwitch) -> Iterator[KubeApiServer]:
+def blip_etcd(workdir: Path) -> Iterator[EtcdProcess]:
+    proc = EtcdProcess(workdir / "etcd-blips", host=BLIP_ETCD_HOST)
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def blip_server(blip_etcd: EtcdProcess, workdir: Path, fragile: UpSwitch) -> Iterator[KubeApiServer]:
+    etcd = blip_etcd
     server = KubeApiServer(
         etcd_endpoints=[etcd.endpoint],
         etcd_ca=etcd.ca,

@@ -12,6 +12,7 @@ per gate (step and attempt) at most.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from redis import Redis
 
 from procedures.registry import PROCEDURES
 from procedures.steps import Approval, Choice, Step
+from workers import keys
 from workers.journal import DECISION, FINISHED, SKIPPED, STARTED, Journal
 from workers.runs import FINISHED as ENDED
 from workers.runs import WAITING, Run, RunStore
@@ -49,6 +51,25 @@ class Audit:
         self.decided_twice += other.decided_twice
         self.not_ended += other.not_ended
         self.started_by_step.update(other.started_by_step)
+
+
+class JournalTail:
+    """A run's journal as it grows: each read decodes only what was appended since the last one, so
+    watching a run closely costs little (entries carry command output)."""
+
+    def __init__(self, redis: Redis, run_id: str) -> None:
+        self.redis = redis
+        self.run_id = run_id
+        self.key = keys.journal(run_id)
+        self.entries: list[dict[str, Any]] = []
+
+    def read(self) -> list[dict[str, Any]]:
+        self.add(self.redis.lrange(self.key, len(self.entries), -1))
+        return self.entries
+
+    def add(self, raw: list[bytes]) -> None:
+        """Entries read elsewhere (in a MULTI with other reads) from index len(self.entries) on."""
+        self.entries += [json.loads(item) for item in raw]
 
 
 def audit(redis: Redis, run_ids: list[str]) -> Audit:

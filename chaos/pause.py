@@ -16,17 +16,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from chaos import exactly_once, hosts
 from chaos.figures import Figure, yes_no
+from chaos.journal import JournalTail
 from chaos.person import CarefulPerson
 from chaos.scene import Scene, scene
+from chaos.stall import StallGuard
 from drbot.drills import SCENARIOS
 from drbot.drills.common import Report
 from drbot.stage import twin
-from workers.journal import FINISHED, SKIPPED, STARTED, Journal
+from workers.journal import FINISHED, SKIPPED, STARTED
 from workers.runs import SUCCEEDED, WAITING, RunStore
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class Pauser:
         self.slow_ssh = slow_ssh
         self.pauses: list[Pause] = []
         self.errors: list[str] = []
+        self._tail: JournalTail | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name="pauser", daemon=True)
 
@@ -113,12 +117,16 @@ class Pauser:
         run = self.scene.latest_run("restore")
         return run.id if run else ""
 
+    def _entries(self, run_id: str, step: str) -> list[dict[str, Any]]:
+        if self._tail is None or self._tail.run_id != run_id:
+            self._tail = JournalTail(self.scene.stage.redis(), run_id)
+        return [entry for entry in self._tail.read() if entry["step"] == step]
+
     def _started(self, run_id: str, step: str) -> bool:
-        entries = Journal(self.scene.stage.redis(), run_id).entries(step)
-        return any(e["event"] == STARTED for e in entries)
+        return any(e["event"] == STARTED for e in self._entries(run_id, step))
 
     def _step_ended(self, run_id: str, step: str) -> bool:
-        entries = Journal(self.scene.stage.redis(), run_id).entries(step)
+        entries = self._entries(run_id, step)
         return bool(entries) and entries[-1]["event"] in (FINISHED, SKIPPED)
 
     def _wait(self, found: Callable[[], object]) -> str | None:
@@ -147,7 +155,8 @@ def run(pause_leases: float = 2.0, slow_ssh_leases: float = 3.0, quick: bool = F
         report = Report()
         slow = None if quick else slow_ssh_leases * lease
         pauser = Pauser(current, pause_leases * lease, script, slow)
-        with person, pauser, current.quietly():
+        guard = StallGuard(current, drill)
+        with person, guard, pauser, current.quietly():
             try:
                 SCENARIOS[drill](current.stage, report)
             except Exception as error:
@@ -171,6 +180,7 @@ def run(pause_leases: float = 2.0, slow_ssh_leases: float = 3.0, quick: bool = F
             Figure(NAME, "drill passed", yes_no(not report.failures), None, report.failures + person.errors),
             *exactly_once.figures(NAME, current, exactly_once.journal_of(current)),
             person.figure(NAME),
+            guard.figure(NAME),
         ]
         current.keep = any(f.ok is False for f in figures)
     return figures

@@ -1,9 +1,9 @@
 """The careful person at an unknown-outcome gate (a step that is not idempotent was interrupted).
 
-drbot asks: re-run, skip or stop. bob answers as a careful SRE would: he waits until the interrupted
-attempt is surely over on the host, looks at what it left, skips the step if its effect is complete
-and re-runs it otherwise. He never asks drbot: what he knows comes from the hosts (over SSH, as an
-operator would) and the cluster's API. Every decision is a signed click in the Slack simulator.
+drbot asks: re-run, skip or stop. bob answers as a careful SRE would: he waits until an interrupted
+script no longer runs on the host, looks at what it left, skips the step if its effect is complete
+and re-runs it otherwise. He never asks drbot: what he knows comes from the hosts, over SSH as an
+operator would. Every decision is a signed click in the Slack simulator.
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ from redis import Redis
 
 from chaos import exactly_once
 from chaos.figures import Figure
+from chaos.journal import JournalTail
 from chaos.scene import Scene, scene
-from chaos.workload import at_once, copy_backup, put_back_static_pods, take_backup
+from chaos.workload import at_once, copy_backup, put_back_static_pods, stopped_by_abort, take_backup
 from drbot.drills.common import APPROVER, gate_message_ts, started_run
 from drbot.stage import CHANNEL, StageError
 from procedures.registry import PROCEDURES
@@ -35,17 +36,17 @@ from sim.slack.workspace import Message
 from workers import keys
 from workers.gates import load_gate
 from workers.journal import DECISION, STARTED
-from workers.runs import ABORTED, WAITING, Run, RunStore
+from workers.runs import ABORTED, WAITING, RunStore
 
 log = logging.getLogger(__name__)
 
 NAME = "races"
 REQUESTER = "U0ALICE"
 GATE_TIMEOUT = 120.0
-ABORT_LATE = 0.08
-"""alice's abort leaves up to this many seconds after bob's click (at random), so that each side wins
-some races: drbot decides a click after acknowledging it, a command before answering it."""
-WAIT_ABORTED = "step.wait_aborted"
+SKEW = 0.02
+"""alice's abort and bob's click leave at the same instant give or take up to this many seconds (at
+random, either first): drbot serves both on one event loop, so whichever it reads first wins, and
+a skew this small lets each side win some races."""
 APPROVAL_WON = "approval won: its step ran, then the run stopped"
 ABORT_WON = "abort won: the run stopped at its gate"
 GATES = {s.id for s in PROCEDURES["restore"].steps if isinstance(s, Approval | Choice)}
@@ -57,11 +58,14 @@ class LockWatch:
     def __init__(self, redis: Redis, cluster: str) -> None:
         self.redis = redis
         self.cluster = cluster
-        self.run_id = ""
         self.snapshots = 0
         self.violations: list[str] = []
+        self._tail: JournalTail | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="lock watch", daemon=True)
+
+    def watch(self, run_id: str) -> None:
+        self._tail = JournalTail(self.redis, run_id)
 
     def __enter__(self) -> LockWatch:
         self._thread.start()
@@ -73,18 +77,21 @@ class LockWatch:
 
     def _watch(self) -> None:
         while not self._stop.wait(0.003):
-            run_id = self.run_id
-            if not run_id:
+            tail = self._tail
+            if tail is None:
                 continue
             pipe = self.redis.pipeline(transaction=True)
             pipe.get(keys.cluster_lock(self.cluster))
-            pipe.lrange(keys.journal(run_id), 0, -1)
+            pipe.lrange(tail.key, len(tail.entries), -1)
             owner, raw = pipe.execute()
+            tail.add(raw)
             self.snapshots += 1
-            running = _step_under_way([json.loads(item) for item in raw])
-            if running and owner != run_id.encode():
+            running = _step_under_way(tail.entries)
+            if running and owner != tail.run_id.encode():
                 lock = owner.decode() if owner else "free"
-                self.violations.append(f"run {run_id}: step {running} under way while the lock was {lock}")
+                self.violations.append(
+                    f"run {tail.run_id}: step {running} under way while the lock was {lock}"
+                )
 
 
 def _step_under_way(entries: list[dict[str, Any]]) -> str:
@@ -112,7 +119,8 @@ def run(races: int = 50, seed: int | None = None) -> list[Figure]:
         with LockWatch(current.stage.redis(), current.cluster.name) as watch:
             for index in range(races):
                 run_ids.append(_race(current, watch, outcomes, rng))
-                put_back += put_back_static_pods(current)
+                if _decisions(current.stage.redis(), run_ids[-1], "approve-start"):
+                    put_back += put_back_static_pods(current)  # the approved step ran
                 log.info("%s: race %d of %d: %s", NAME, index + 1, races, dict(outcomes))
         figures = _figures(current, watch, outcomes, run_ids, races, put_back)
         current.keep = any(f.ok is False for f in figures)
@@ -124,7 +132,7 @@ def _race(current: Scene, watch: LockWatch, outcomes: Counter[str], rng: random.
     began = time.monotonic()
     _, body = stage.slack.slash(REQUESTER, CHANNEL, f"restore {current.cluster.name}")
     run_id = started_run(body)
-    watch.run_id = run_id
+    watch.watch(run_id)
     token, message = _gate(current, run_id, "choose-recovery-host")
     chosen = time.monotonic()
     choose = next(b for b in _buttons(message) if b["action_id"].startswith("gate:choose"))
@@ -134,10 +142,13 @@ def _race(current: Scene, watch: LockWatch, outcomes: Counter[str], rng: random.
     )
     token, message = _gate(current, run_id, "approve-start")
     raced = time.monotonic()
-    late = rng.uniform(0, ABORT_LATE)
+    late = rng.uniform(-SKEW, SKEW)
     at_once(
-        lambda: stage.slack.click(APPROVER, message, "gate:approve", f"{token}|approve"),
-        lambda: time.sleep(late) or stage.slack.slash(REQUESTER, CHANNEL, f"abort {run_id}"),
+        lambda: (
+            time.sleep(max(0.0, -late))
+            or stage.slack.click(APPROVER, message, "gate:approve", f"{token}|approve")
+        ),
+        lambda: time.sleep(max(0.0, late)) or stage.slack.slash(REQUESTER, CHANNEL, f"abort {run_id}"),
     )
     runs = RunStore(stage.redis())
     stage.wait_for(lambda: _ended(runs, run_id), GATE_TIMEOUT, f"run {run_id} to end")
@@ -145,7 +156,7 @@ def _race(current: Scene, watch: LockWatch, outcomes: Counter[str], rng: random.
     outcomes[APPROVAL_WON if approved else ABORT_WON] += 1
     log.info(
         "%s: run %s: choice gate after %.1f s, start approval %.1f s later, ended %.1f s after the race "
-        "(abort %.2f s after the click): %s",
+        "(abort %+.3f s after the click): %s",
         NAME,
         run_id,
         chosen - began,
@@ -157,12 +168,6 @@ def _race(current: Scene, watch: LockWatch, outcomes: Counter[str], rng: random.
     if runs.owner_of(current.cluster.name) is not None:
         raise StageError(f"run {run_id} ended but the lock of {current.cluster.name} is still taken")
     return run_id
-
-
-def _stopped(run: Run | None) -> bool:
-    """Aborted, or failed because the abort cut its wait short (the engine ends a wait that way)."""
-    summary = run.result.get("summary", {}) if run else {}
-    return run is not None and (run.status == ABORTED or summary.get("key") == WAIT_ABORTED)
 
 
 def _ended(runs: RunStore, run_id: str) -> bool:
@@ -209,7 +214,7 @@ def _figures(
     clicked = [r for r in run_ids if _decisions(redis, r, "choose-recovery-host") != 1]
     ended = {r: runs.load(r) for r in run_ids}
     not_stopped = [
-        f"run {r}: {run.status if run else 'gone'}" for r, run in ended.items() if not _stopped(run)
+        f"run {r}: {run.status if run else 'gone'}" for r, run in ended.items() if not stopped_by_abort(run)
     ]
     as_failed = [f"run {r}: {run.result}" for r, run in ended.items() if run and run.status != ABORTED]
     return [

@@ -15,8 +15,10 @@ from drbot.drills.common import ssh, started_run, wait_for_run_end
 from drbot.stage import CHANNEL, StageError
 from procedures.clusters import Host
 from procedures.i18n import t
+from workers.runs import ABORTED, Run
 
 HEALTHY_TIMEOUT = 120.0
+WAIT_ABORTED = "step.wait_aborted"
 
 
 def at_once(*calls: Callable[[], Any]) -> list[Any]:
@@ -131,3 +133,9 @@ def etcd_healthy(current: Scene) -> bool:
     except json.JSONDecodeError:
         return False
     return len(members) == len(current.cluster.hosts) and all(m.get("health") for m in members)
+
+
+def stopped_by_abort(run: Run | None) -> bool:
+    """Aborted, or failed because an abort cut its step's wait short (how the engine ends a wait)."""
+    summary = run.result.get("summary", {}) if run else {}
+    return run is not None and (run.status == ABORTED or summary.get("key") == WAIT_ABORTED)

@@ -40,9 +40,10 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(directory: Path, *options: str) -> Iterator[RedisServer]:
-    """A redis-server of the test's own, shut down however the test ends."""
-    port = free_port()
+def redis_server(directory: Path, *options: str, port: int | None = None) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (on a free port unless one is given), shut down however the
+    test ends."""
+    port = port or free_port()
     directory.mkdir(parents=True, exist_ok=True)
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
     with (directory / "redis.log").open("wb") as log:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
 from redis import Redis
@@ -24,6 +25,8 @@ from workers.queue import queue
 from workers.reaper import reap, reap_forever
 
 log = logging.getLogger(__name__)
+
+RESTART_SECONDS = 2.0
 
 
 def run_worker(
@@ -42,9 +45,17 @@ def run_worker(
     )
     reaper.start()
     try:
-        SimpleWorker([queue(redis)], connection=redis, serializer=JSONSerializer).work(
-            burst=burst, logging_level="WARNING"
-        )
+        while True:
+            worker = SimpleWorker([queue(redis)], connection=redis, serializer=JSONSerializer)
+            worker.work(burst=burst, logging_level="WARNING")
+            # RQ's loop ends on its own when Redis goes away (a restart, a failover); only a shutdown
+            # that was asked for, or burst mode, ends the worker. Runs resume from Redis afterwards.
+            if burst or worker._stop_requested:
+                return
+            log.error(
+                "the RQ worker stopped (Redis unavailable?); starting it again in %s s", RESTART_SECONDS
+            )
+            time.sleep(RESTART_SECONDS)
     finally:
         stop.set()
         pools.close_all()

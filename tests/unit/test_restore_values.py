@@ -116,7 +116,7 @@ def test_the_probe_refuses_hostile_backup_names_and_vips() -> None:
         "keepalived:    - runtimecfg\n"
         "keepalived:    - --api-vips\n"
         "keepalived:    - 10.0.0.5\n"
-        "keepalived:    - \"--ingress-vips=::::\"\n"
+        'keepalived:    - "--ingress-vips=::::"\n'
         "file=snapshot_2026-11-29_111111.db\n"
         "file=static_kuberesources_2026-11-29_111111.tar.gz;id\n"
     )

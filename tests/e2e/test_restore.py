@@ -188,6 +188,7 @@ class TestInstallerProvisioned:
         assert "rejected" in run_text(ipi, run_id).lower()
         assert [manifests(ipi, h) for h in hosts] == before
 
+    @pytest.mark.timeout(900)  # a whole restore with API blips, on a busy 2-core machine
     def test_the_whole_restore_after_losing_quorum(self, ipi: Stage) -> None:
         api = config.new_client_from_config(cluster_of(ipi).kubeconfig)
         core = client.CoreV1Api(api)
@@ -236,6 +237,7 @@ class TestInstallerProvisioned:
 
 
 class TestUserProvisioned:
+    @pytest.mark.timeout(900)  # a whole restore with API blips, on a busy 2-core machine
     def test_drbot_asks_the_operator_to_recreate_the_machines(self, upi: Stage) -> None:
         hosts = cluster_of(upi).hosts
         twin("disaster", "lose-quorum", "--dir", str(upi.directory))

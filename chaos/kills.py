@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 NAME = "worker killed"
 MOMENT = 1.0
 """A kill lands this many seconds at most after its step started."""
+CLEAR_AT_END = 3
+"""The run's last steps are quick checks that end within a kill's moment: kills aim before them, so the
+last ones still land while the run goes on."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Killer:
         self.scene = current
         self.count = count
         self.rng = rng
-        self.steps = [s.id for s in executed(until)]
+        self.steps = [s.id for s in executed(until)][: None if until else -CLEAR_AT_END]
         self.risky = [s.id for s in executed(until) if not s.idempotent]
         self.kills: list[Kill] = []
         self.run_id = ""
@@ -131,7 +134,8 @@ class Killer:
         ahead = [s for s in self.steps if order.index(s) >= run.step_index]
         if not ahead:
             return ""
-        reach = self.rng.uniform(0, 2 * len(ahead) / (self.count - len(self.kills)))
+        # As if one more kill were to come: the last one lands with steps still ahead of it.
+        reach = self.rng.uniform(0, 2 * len(ahead) / (self.count - len(self.kills) + 1))
         aim = ahead[min(len(ahead) - 1, int(reach))]
         aimed = {kill.aimed_at for kill in self.kills}
         first_risky = next((s for s in ahead if s in self.risky and s not in aimed), None)

@@ -1,5 +1,6 @@
-"""What people do on the twin around the races: act at the same instant, take a backup, put a copy of it
-on a second host (so a restore asks which host to recover on), put back what an aborted restore moved.
+"""What people do on the twin around the faults: act at the same instant, take a backup, put a copy of
+it on a second host (so a restore asks which host to recover on), put back what an aborted restore
+moved, and tell whether an abort stopped a run.
 """
 
 from __future__ import annotations
